@@ -1,0 +1,28 @@
+"""Shared test fixtures.
+
+Tests never reach a hub: HF_HUB_OFFLINE is forced on. Tests that need the public datasets use
+the ``shared_datasets`` fixture: it skips only when the folder is absent *and* CI is not set;
+in CI a missing folder is a failure, never a skip.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+from nlp.paths import datasets_dir
+
+
+@pytest.fixture(scope="session")
+def shared_datasets():
+    path = datasets_dir()
+    if not path.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the shared datasets folder {path} is missing")
+        pytest.skip(f"shared datasets folder {path} not present")
+    return path
