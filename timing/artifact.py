@@ -1,0 +1,61 @@
+"""Save and load a fitted network forecaster: safetensors weights + a JSON of everything else.
+
+Layout of the folder: ``seed_<i>.safetensors`` (one per ensemble member) and ``meta.json``
+(the timer's parameters and chosen hyperparameters, target and feature scaling statistics,
+the panel spec). Nothing is pickled.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from nlp.rejects import atomic_path, atomic_write_text
+from timing.dataset import FeatureScaler, PanelSpec
+from timing.forecaster import WindowForecaster
+from timing.network import MultiTaskNet, MultiTaskTimer
+
+
+def save_forecaster(model: WindowForecaster, folder: Path) -> None:
+    folder = Path(folder)
+    timer: MultiTaskTimer = model.estimator
+    for i, net in enumerate(timer.models_):
+        with atomic_path(folder / f"seed_{i}.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    meta = {
+        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in timer.get_params().items()},
+        "best_params": timer.best_params_, "y_mean": timer.y_mean_.tolist(), "y_std": timer.y_std_.tolist(),
+        "n_inputs": timer.n_features_in_, "scaler_mean": model.scaler_.mean.tolist(),
+        "scaler_std": model.scaler_.std.tolist(),
+        "spec": {"features": list(model.spec.features), "factors": list(model.spec.factors),
+                 "lookback": model.spec.lookback, "horizon": model.spec.horizon},
+        "train_end": str(model.train_dates_[-1].date()),
+    }
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
+
+
+def load_forecaster(folder: Path) -> WindowForecaster:
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    params = dict(meta["params"], seeds=tuple(meta["params"]["seeds"]),
+                  fixed_weights=tuple(meta["params"]["fixed_weights"]))
+    spec = PanelSpec(tuple(meta["spec"]["features"]), tuple(meta["spec"]["factors"]),
+                     meta["spec"]["lookback"], meta["spec"]["horizon"])
+    timer = MultiTaskTimer(**params)
+    timer.best_params_ = meta["best_params"]
+    timer.y_mean_, timer.y_std_ = np.array(meta["y_mean"]), np.array(meta["y_std"])
+    timer.n_features_in_ = meta["n_inputs"]
+    timer.models_ = []
+    for i in range(len(params["seeds"])):
+        net = MultiTaskNet(meta["n_inputs"], spec.lookback, len(spec.factors), params["encoder"],
+                           int(meta["best_params"]["hidden"]), meta["best_params"]["dropout"],
+                           params["vol_head"], params["sign_head"])
+        net.load_state_dict(load_file(str(folder / f"seed_{i}.safetensors")))
+        net.eval()
+        timer.models_.append(net)
+    model = WindowForecaster("network", timer, spec, tabular=False)
+    model.estimator = timer  # keep the fitted instance (the constructor clones)
+    model.scaler_ = FeatureScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_std"]))
+    return model

@@ -1,0 +1,254 @@
+"""Typed configuration for factor timing, loaded from TOML.
+
+Everything a run depends on lives in :class:`TimingConfig`; the CLI reads one TOML file into it.
+Checks that need only the config happen at construction (unknown factor, purge gap shorter than
+the horizon, empty grids); checks that need the data (horizon longer than the panel, a walk-forward
+with no test window) happen in :meth:`TimingConfig.check_panel`, called before any fitting.
+
+Decisions where the issue was silent:
+- horizons are counted in panel periods: daily = 1 session, weekly = 5 sessions, monthly = 21
+  sessions on a daily panel; 4 on a weekly panel; 1 on a monthly panel. A horizon shorter than
+  the panel's own period (a daily horizon on monthly data) is an error.
+- the purge gap is given in panel periods and must be at least the horizon in periods.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KNOWN_FACTORS = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
+FEATURE_GROUPS = ("sentiment", "macro", "market")
+Frequency = Literal["daily", "weekly", "monthly"]
+
+# periods of the panel frequency (rows) per horizon; None = horizon shorter than a panel period
+_PERIODS: dict[tuple[str, str], int] = {
+    ("daily", "daily"): 1, ("daily", "weekly"): 5, ("daily", "monthly"): 21,
+    ("weekly", "weekly"): 1, ("weekly", "monthly"): 4,
+    ("monthly", "monthly"): 1,
+}
+PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run, with the reason in words."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the panel comes from: the packaged history, a feature store, or a Parquet panel.
+
+    ``source="provider"``: ``path`` is the DuckDB feature store read by
+    ``signals.FeatureProvider``; ``market_source`` is passed on to it (and to ``load_french``).
+    """
+
+    source: Literal["packaged", "parquet", "provider"] = "packaged"
+    path: Path | None = None
+    market_source: str = "packaged"
+    frequency: Frequency = "monthly"
+    start: str = "1963-07-31"
+    end: str = "2017-03-31"
+
+    @model_validator(mode="after")
+    def _path_for_parquet(self) -> "DataConfig":
+        if self.source in ("parquet", "provider") and self.path is None:
+            raise ValueError(f"data.source={self.source!r} needs data.path")
+        if pd.Timestamp(self.start) >= pd.Timestamp(self.end):
+            raise ValueError(f"data.start {self.start} is not before data.end {self.end}")
+        return self
+
+
+class NetworkConfig(_Strict):
+    """The multi-task network and its training (see timing.network)."""
+
+    encoder: Literal["mlp", "lstm", "transformer"] = "mlp"
+    lookback: int = Field(6, ge=1)
+    hidden: int = Field(16, ge=1)
+    vol_head: bool = True
+    sign_head: bool = True
+    task_weighting: Literal["uncertainty", "fixed"] = "uncertainty"
+    # fixed weights of the mean, volatility and sign losses (used when task_weighting="fixed")
+    fixed_weights: tuple[float, float, float] = (1.0, 0.1, 0.1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-3, ge=0.0)
+    lr: float = Field(5e-3, gt=0.0)
+    epochs: int = Field(200, ge=1)
+    patience: int = Field(20, ge=1)
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # small grid chosen inside each training window on its validation tail; keys are fields above
+    grid: dict[str, list[float]] = Field(default_factory=lambda: {"weight_decay": [1e-3, 1e-2]})
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("network.seeds must name at least one seed")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_keys(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        tunable = {"dropout", "weight_decay", "lr", "hidden"}
+        for key, values in v.items():
+            if key not in tunable:
+                raise ValueError(f"network.grid key {key!r} is not tunable; choose from {sorted(tunable)}")
+            if not values:
+                raise ValueError(f"network.grid[{key!r}] is empty")
+        return v
+
+
+class WalkForwardConfig(_Strict):
+    """Expanding or rolling refits. All lengths are in panel periods."""
+
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    window: int | None = Field(None, ge=1, description="training length for scheme='rolling'")
+    refit_every: int = Field(12, ge=1)
+    purge_gap: int = Field(1, ge=0)
+    min_train: int = Field(180, ge=2)
+    test_start: str | None = None
+    n_jobs: int = Field(2, ge=1, description="folds fitted in parallel processes")
+    threads: int = Field(1, ge=1, description="torch threads per process")
+
+    @model_validator(mode="after")
+    def _window_for_rolling(self) -> "WalkForwardConfig":
+        if self.scheme == "rolling" and self.window is None:
+            raise ValueError("walkforward.scheme='rolling' needs walkforward.window")
+        if self.window is not None and self.window < self.min_train:
+            raise ValueError(f"walkforward.window {self.window} is shorter than min_train {self.min_train}")
+        return self
+
+
+class PortfolioConfig(_Strict):
+    """Forecasts -> factor weights -> net returns."""
+
+    method: Literal["mean_variance", "forecast_over_variance"] = "mean_variance"
+    vol_target: float = Field(0.10, gt=0.0)
+    max_weight: float = Field(1.0, gt=0.0, description="cap on |weight| per factor")
+    long_only: bool = False
+    cov_window: int = Field(120, ge=12)
+    no_trade_band: float = Field(0.05, ge=0.0)
+    cost_bps: float = Field(20.0, ge=0.0, description="cost per unit of turnover, basis points")
+
+
+class ExplainConfig(_Strict):
+    permutation_repeats: int = Field(3, ge=1)
+    ig_steps: int = Field(32, ge=4)
+    ablate_groups: tuple[str, ...] = ("sentiment",)
+
+    @field_validator("ablate_groups")
+    @classmethod
+    def _known_groups(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [g for g in v if g not in FEATURE_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown feature group(s) {unknown}; groups are {list(FEATURE_GROUPS)}")
+        return v
+
+
+class TimingConfig(_Strict):
+    factors: tuple[str, ...] = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
+    horizon: Frequency = "monthly"
+    seed: int = 0
+    output_dir: Path = Path("runs/timing")
+    baselines: tuple[str, ...] = (
+        "historical_mean", "ridge", "elastic_net", "random_forest", "lightgbm",
+        "single_task_net", "macro_regime", "equal_weight", "single_factor",
+    )
+    data: DataConfig = DataConfig()
+    network: NetworkConfig = NetworkConfig()
+    walkforward: WalkForwardConfig = WalkForwardConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+    explain: ExplainConfig = ExplainConfig()
+
+    @field_validator("factors")
+    @classmethod
+    def _known_factors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in v if f not in KNOWN_FACTORS]
+        if unknown:
+            raise ValueError(f"unknown factor(s) {unknown}; known factors are {list(KNOWN_FACTORS)}")
+        if not v:
+            raise ValueError("factors is empty")
+        if len(set(v)) != len(v):
+            raise ValueError(f"factors has duplicates: {list(v)}")
+        return v
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from timing.baselines import BASELINES  # local: baselines imports this module
+
+        unknown = [b for b in v if b not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(BASELINES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _horizon_and_purge(self) -> "TimingConfig":
+        h = horizon_periods(self.data.frequency, self.horizon)
+        if self.walkforward.purge_gap < h:
+            raise ValueError(
+                f"walkforward.purge_gap {self.walkforward.purge_gap} is shorter than the "
+                f"{self.horizon} horizon ({h} {self.data.frequency} periods); targets of the last "
+                "training rows would overlap the test window"
+            )
+        return self
+
+    @property
+    def horizon_periods(self) -> int:
+        return horizon_periods(self.data.frequency, self.horizon)
+
+    def check_panel(self, panel: pd.DataFrame) -> tuple[str, ...]:
+        """Check the config against a panel; return the factors present in it.
+
+        Factors named in the config but absent from the panel are dropped only when they are
+        among the defaults that packaged data lacks (RMW, CMA); a panel with none of the
+        configured factors, too few rows for one training window plus one test row, or a
+        horizon longer than the data is an error.
+        """
+        present = tuple(f for f in self.factors if f in panel.columns)
+        if not present:
+            raise ConfigError(f"none of the factors {list(self.factors)} is a column of the panel")
+        n = len(panel)
+        h = self.horizon_periods
+        if h >= n:
+            raise ConfigError(f"horizon {self.horizon} ({h} periods) is longer than the data ({n} rows)")
+        wf = self.walkforward
+        need = self.network.lookback + wf.min_train + wf.purge_gap + h
+        if n < need:
+            raise ConfigError(
+                f"empty walk-forward: {n} rows cannot hold lookback {self.network.lookback} + "
+                f"min_train {wf.min_train} + purge {wf.purge_gap} + one test row with its "
+                f"{h}-period target ({need} rows)"
+            )
+        if wf.test_start is not None and pd.Timestamp(wf.test_start) > panel.index[-1 - h]:
+            raise ConfigError(
+                f"empty test window: walkforward.test_start {wf.test_start} is after the last date "
+                f"with a realised target ({panel.index[-1 - h].date()})"
+            )
+        return present
+
+
+def horizon_periods(frequency: str, horizon: str) -> int:
+    try:
+        return _PERIODS[(frequency, horizon)]
+    except KeyError:
+        raise ConfigError(
+            f"a {horizon} horizon is shorter than one period of {frequency} data"
+        ) from None
+
+
+def load_config(path: str | Path) -> TimingConfig:
+    """Read a TOML file into a validated :class:`TimingConfig` (errors name the bad key)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    try:
+        return TimingConfig.model_validate(raw)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"invalid timing config {path}:\n{exc}") from exc

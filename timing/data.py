@@ -1,0 +1,119 @@
+"""Assemble the timing panel from the packaged market and macro history (no network).
+
+Factor returns come from ``signals.market.load_french``; market features (trailing factor
+returns, S&P 500 realized volatility, the T-bill rate) from ``signals.market.market_features``;
+macro features from ``signals.macro.packaged_macro``. A panel built later by
+``signals.FeatureProvider.panel(...)`` (which adds sentiment columns) is used with
+``DataConfig(source="provider", db=...)``: :func:`from_provider_panel` renames its blocks into
+the contract of ``timing.dataset`` (``mkt_*`` -> ``market.*``, ``macro_*`` -> ``macro.*``, other
+feature columns -> ``sentiment.*``; ``avail_<block>`` -> per-feature ``__mask``) and joins the
+factor returns. A Parquet file already in the contract is read with ``source="parquet"``.
+
+Point in time: a panel row dated D is the decision at D's close (16:00 New York). Every source
+row carries ``known_at``; it is placed on the first panel date whose close is at or after
+``known_at`` (an as-of join). The packaged macro rows are known at 00:00 after their month-end,
+so they enter one month later than their label -- conservative, and never early.
+
+The activity indicator for the macro-regime rule is the negative BAA-AAA default spread (credit
+conditions move with the business cycle, and it is the only cycle series in the packaged data
+that spans the 1960s): ``macro.activity_gap`` is its distance to its own trailing 10-year mean,
+``macro.activity_chg6`` its 6-month change, both computed from already lagged values.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from timing.config import DataConfig
+from timing.dataset import MASK_SUFFIX
+
+log = logging.getLogger(__name__)
+
+DECISION_TIME = "16:00"
+DECISION_TZ = "America/New_York"
+
+
+def as_of_align(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """Put each row of ``frame`` (with a ``known_at`` column) on the first decision date that knows it."""
+    from signals.market import close_instant
+
+    decision = close_instant(dates, DECISION_TIME, DECISION_TZ)
+    pos = decision.searchsorted(pd.DatetimeIndex(frame["known_at"]), side="left")
+    values = frame.drop(columns="known_at")
+    keep = pos < len(dates)
+    values = values[keep].set_axis(dates[pos[keep]])
+    return values.groupby(level=0).last().reindex(dates)
+
+
+def packaged_panel(cfg: DataConfig) -> pd.DataFrame:
+    """Monthly panel: factor returns, ``market.*`` and ``macro.*`` features, ``__mask`` columns."""
+    from signals.macro import packaged_macro
+    from signals.market import load_french, market_features
+
+    if cfg.frequency != "monthly":
+        raise ValueError("the packaged history is monthly only; use data.source='parquet' for other frequencies")
+    factors = load_french("monthly", "packaged")
+    dates = factors.index
+    market = as_of_align(market_features("monthly", "packaged"), dates).add_prefix("market.")
+    macro = as_of_align(packaged_macro(), dates)
+    activity = -macro["default_spread"]
+    macro["activity_gap"] = activity - activity.rolling(120, min_periods=36).mean()
+    macro["activity_chg6"] = activity.diff(6)
+    macro = macro.add_prefix("macro.")
+    panel = pd.concat([factors.drop(columns=["RF"]), market, macro], axis=1)
+    panel = panel.loc[pd.Timestamp(cfg.start):pd.Timestamp(cfg.end)]
+    features = [c for c in panel.columns if "." in c]
+    for c in features:
+        panel[c + MASK_SUFFIX] = panel[c].notna().astype(np.float32)
+    log.info("packaged panel %s..%s, %d rows, %d features", panel.index[0].date(), panel.index[-1].date(),
+             len(panel), len(features))
+    return panel
+
+
+def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame) -> pd.DataFrame:
+    """A ``FeatureProvider.panel`` frame + factor returns -> a panel in the timing contract."""
+    frame = frame.drop(columns=[c for c in frame.columns if c.endswith("known_at")])
+    avail = {c[len("avail_"):]: frame[c] for c in frame.columns if c.startswith("avail_")}
+    columns: dict[str, pd.Series] = {}
+    for col in frame.columns:
+        if col.startswith("avail_"):
+            continue
+        if col.startswith("mkt_"):
+            name, block = "market." + col[len("mkt_"):], "mkt"
+        elif col.startswith("macro_"):
+            name, block = "macro." + col[len("macro_"):], "macro"
+        else:
+            name = "sentiment." + col
+            block = next((b for b in avail if col.startswith(f"{b}_")), None)
+        observed = frame[col].notna()
+        if block in avail:
+            observed &= avail[block].fillna(0).astype(bool)
+        columns[name] = frame[col].astype(float)
+        columns[name + MASK_SUFFIX] = observed.astype(np.float32)
+    returns = factors.reindex(frame.index)[[c for c in factors.columns if c != "RF"]]
+    return pd.concat([returns, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+
+def load_panel(cfg: DataConfig) -> pd.DataFrame:
+    if cfg.source == "packaged":
+        return packaged_panel(cfg)
+    if cfg.source == "provider":
+        from signals.market import load_french
+        from signals.provider import FeatureProvider
+
+        provider = FeatureProvider(cfg.path, market_source=cfg.market_source)
+        try:
+            frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
+        finally:
+            provider.close()
+        return from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source))
+    panel = pd.read_parquet(cfg.path)
+    if not isinstance(panel.index, pd.DatetimeIndex):
+        if "date" not in panel.columns:
+            raise ValueError(f"{cfg.path}: a panel needs a DatetimeIndex or a 'date' column")
+        panel = panel.set_index(pd.DatetimeIndex(panel.pop("date")))
+    if not panel.index.is_monotonic_increasing or panel.index.has_duplicates:
+        raise ValueError(f"{cfg.path}: panel dates must be sorted and unique")
+    return panel.loc[pd.Timestamp(cfg.start):pd.Timestamp(cfg.end)]

@@ -1,0 +1,143 @@
+"""Panel frame -> (lookback windows with missing-feature masks, next-horizon factor returns).
+
+The panel contract (what ``timing.data.packaged_panel`` and ``signals.FeatureProvider.panel``
+hand over): a frame on a sorted DatetimeIndex, one row per period end D, holding
+- factor return columns named as the factors (``Mkt-RF``, ``SMB``, ...): the return realised
+  over the period *ending* at D, in decimals;
+- feature columns named ``<group>.<name>`` with group in sentiment / macro / market, each
+  value known at D's close (publication lags already applied by the producer);
+- optional availability columns ``<feature>__mask`` (1 = observed). Where absent the mask is
+  ``notna()``. Alternative data starts years after macro data, so early rows carry mask 0.
+
+Point in time: the target of row D is the compounded factor return over the next ``h`` periods
+(D+1 .. D+h), so a feature row dated D only predicts returns that start after D. Scaling
+statistics are fitted by :class:`FeatureScaler` on the rows of the training frame only.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from timing.config import FEATURE_GROUPS
+
+MASK_SUFFIX = "__mask"
+
+
+def feature_group(column: str) -> str:
+    return column.split(".", 1)[0]
+
+
+def feature_columns(panel: pd.DataFrame, groups: tuple[str, ...] = FEATURE_GROUPS) -> list[str]:
+    """Feature columns of a panel (``group.name``), in panel order, restricted to ``groups``."""
+    return [c for c in panel.columns if "." in c and not c.endswith(MASK_SUFFIX) and feature_group(c) in groups]
+
+
+def availability(panel: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """0/1 availability per feature: the panel's ``__mask`` column where given, else notna."""
+    out = {}
+    for c in features:
+        observed = panel[c].notna()
+        if c + MASK_SUFFIX in panel.columns:
+            observed &= panel[c + MASK_SUFFIX].fillna(0).astype(bool)
+        out[c] = observed.astype(np.float32)
+    return pd.DataFrame(out, index=panel.index)
+
+
+def forward_returns(panel: pd.DataFrame, factors: tuple[str, ...], horizon: int) -> pd.DataFrame:
+    """Row D -> compounded return over D+1 .. D+horizon (NaN where not fully realised)."""
+    growth = np.log1p(panel[list(factors)].astype(float))
+    ahead = growth.rolling(horizon).sum().shift(-horizon)
+    return np.expm1(ahead)
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """What a model sees: which features, which factors, how far back, how far ahead."""
+
+    features: tuple[str, ...]
+    factors: tuple[str, ...]
+    lookback: int
+    horizon: int
+
+    @property
+    def n_inputs(self) -> int:
+        return 2 * len(self.features)  # standardized values + availability mask
+
+
+@dataclass
+class FeatureScaler:
+    """Mean/std of each feature over its observed values in one training frame."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray, mask: np.ndarray) -> "FeatureScaler":
+        observed = np.where(mask > 0, values, np.nan)
+        with warnings.catch_warnings():  # a feature never observed in this window: mean 0, std 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(observed, axis=0)
+            std = np.nanstd(observed, axis=0)
+        mean = np.nan_to_num(mean, nan=0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        return cls(mean.astype(np.float64), std.astype(np.float64))
+
+    def transform(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        z = (values - self.mean) / self.std
+        # missing -> 0 (the training mean); the mask channel tells the model it was missing
+        return np.where(mask > 0, np.nan_to_num(z, nan=0.0), 0.0)
+
+
+@dataclass
+class Samples:
+    X: np.ndarray  # (n, lookback, 2F) float32: standardized features then masks
+    dates: pd.DatetimeIndex
+    y: np.ndarray | None = None  # (n, K) next-horizon returns
+
+
+def _inputs(frame: pd.DataFrame, spec: PanelSpec, scaler: FeatureScaler) -> np.ndarray:
+    feats = list(spec.features)
+    mask = availability(frame, feats).to_numpy()
+    values = frame[feats].to_numpy(dtype=float)
+    z = scaler.transform(values, mask)
+    return np.concatenate([z, mask], axis=1).astype(np.float32)
+
+
+def _windows(inputs: np.ndarray, rows: np.ndarray, lookback: int) -> np.ndarray:
+    offsets = np.arange(-lookback + 1, 1)
+    return inputs[rows[:, None] + offsets[None, :]]
+
+
+def fit_scaler(frame: pd.DataFrame, spec: PanelSpec) -> FeatureScaler:
+    feats = list(spec.features)
+    return FeatureScaler.fit(frame[feats].to_numpy(dtype=float), availability(frame, feats).to_numpy())
+
+
+def training_samples(frame: pd.DataFrame, spec: PanelSpec) -> tuple[Samples, FeatureScaler]:
+    """All complete (window, target) pairs inside ``frame``; the scaler is fitted on ``frame``.
+
+    A row qualifies when it has ``lookback - 1`` rows before it and its whole target horizon
+    lies inside the frame, so nothing after the frame's last row is ever needed.
+    """
+    scaler = fit_scaler(frame, spec)
+    inputs = _inputs(frame, spec, scaler)
+    y = forward_returns(frame, spec.factors, spec.horizon).to_numpy()
+    rows = np.arange(spec.lookback - 1, len(frame))
+    rows = rows[np.isfinite(y[rows]).all(axis=1)]
+    return Samples(_windows(inputs, rows, spec.lookback), frame.index[rows], y[rows]), scaler
+
+
+def prediction_samples(
+    frame: pd.DataFrame, spec: PanelSpec, scaler: FeatureScaler, dates: pd.DatetimeIndex
+) -> Samples:
+    """Windows ending at ``dates`` built from ``frame`` (features only) with a fitted scaler."""
+    rows = frame.index.get_indexer(dates)
+    if (rows < 0).any():
+        raise KeyError(f"dates not in frame: {list(dates[rows < 0][:3])}")
+    if (rows < spec.lookback - 1).any():
+        raise ValueError(f"frame lacks {spec.lookback - 1} rows of history before {dates[0].date()}")
+    inputs = _inputs(frame, spec, scaler)
+    return Samples(_windows(inputs, rows, spec.lookback), pd.DatetimeIndex(dates))

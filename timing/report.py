@@ -1,0 +1,151 @@
+"""Markdown report with PNG plots from the files ``timing.backtest.save_backtest`` wrote.
+
+Plots: cumulative net returns of every strategy (network highlighted), drawdowns of the
+network against equal weight and the best baseline, the network's weights through time,
+OOS R^2 per factor and model, feature-group importance (permutation and integrated gradients).
+Tables: forecast metrics, net and gross portfolio metrics, ablation, run timings, and a check
+of the issue's targets stated plainly (met or not).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from nlp.rejects import atomic_path, atomic_write_text  # noqa: E402
+
+NETWORK = "network"
+NON_BASELINES = {NETWORK}
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def _table(df: pd.DataFrame, digits: int = 3) -> str:
+    df = df.copy()
+    for c in df.columns:
+        if pd.api.types.is_float_dtype(df[c]):
+            df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    rows = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
+    return "\n".join([head, sep, *rows])
+
+
+def target_check(fm: pd.DataFrame, pm: pd.DataFrame) -> list[str]:
+    """The issue's targets, each stated as met or not with the numbers behind it."""
+    net = fm[fm.model == NETWORK]
+    wins = net[(net.oos_r2 > 0) & (net.cw_p < 0.10)]
+    lines = [f"- Network beats the historical mean (OOS R^2 > 0 and Clark-West p < 0.10) on "
+             f"{len(wins)} factor(s) {list(wins.factor)}: target of at least two "
+             f"**{'met' if len(wins) >= 2 else 'not met'}**."]
+    sharpe = pm[pm.basis == "net"].set_index("strategy")["sharpe"]
+    nets = sharpe.get(NETWORK, np.nan)
+    for label, name in (("static equal weight", "equal_weight"), ("single-task networks", "single_task_net")):
+        if name in sharpe:
+            lines.append(f"- Net Sharpe {nets:.3f} vs {label} {sharpe[name]:.3f}: "
+                         f"**{'beats' if nets > sharpe[name] else 'does not beat'}**.")
+    others = sharpe.drop(labels=[NETWORK], errors="ignore")
+    if len(others):
+        best = others.idxmax()
+        lines.append(f"- Best baseline by net Sharpe: {best} {others[best]:.3f}; network "
+                     f"**{'beats' if nets > others[best] else 'does not beat'}** it.")
+    gross = pm[(pm.basis == "gross") & (pm.strategy == NETWORK)]
+    if len(gross):
+        g = gross.iloc[0]
+        lines.append(f"- Network gross Sharpe {g.sharpe:.3f}, annual turnover {g.turnover_annual:.2f} "
+                     f"(costs take {g.ann_return - pm[(pm.basis == 'net') & (pm.strategy == NETWORK)].ann_return.iloc[0]:.4f} a year).")
+    return lines
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "report.md"
+    img = out.parent / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    rets = pd.read_parquet(run_dir / "returns.parquet")
+    weights = pd.read_parquet(run_dir / "weights.parquet")
+    fm = pd.read_parquet(run_dir / "forecast_metrics.parquet")
+    pm = pd.read_parquet(run_dir / "portfolio_metrics.parquet")
+    importance = pd.read_parquet(run_dir / "importance.parquet")
+    ig = pd.read_parquet(run_dir / "integrated_gradients.parquet")
+    ablation = pd.read_parquet(run_dir / "ablation.parquet")
+    summary = json.loads((run_dir / "summary.json").read_text())
+
+    net = rets.pivot(index="date", columns="strategy", values="net")
+    wealth = (1 + net).cumprod()
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for name in wealth.columns:
+        lw, alpha = (2.5, 1.0) if name == NETWORK else (1.0, 0.7)
+        ax.plot(wealth.index, wealth[name], lw=lw, alpha=alpha, label=name)
+    ax.set_yscale("log")
+    ax.set_title("Cumulative net returns (10% vol target, 20 bps per unit turnover)")
+    ax.legend(fontsize=7, ncol=3)
+    _save(fig, img / "cumulative.png")
+
+    sharpe = pm[pm.basis == "net"].set_index("strategy")["sharpe"]
+    best = sharpe.drop(labels=[NETWORK], errors="ignore").idxmax()
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for name in dict.fromkeys([NETWORK, "equal_weight", best]):
+        if name in wealth:
+            ax.plot(wealth.index, wealth[name] / wealth[name].cummax() - 1, label=name)
+    ax.set_title("Drawdowns (net)")
+    ax.legend(fontsize=8)
+    _save(fig, img / "drawdowns.png")
+
+    w = weights[weights.strategy == NETWORK].pivot(index="date", columns="factor", values="weight")
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for f in w.columns:
+        ax.plot(w.index, w[f], label=f, lw=1)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title("Network factor weights through time")
+    ax.legend(fontsize=8)
+    _save(fig, img / "weights.png")
+
+    r2 = fm.pivot(index="factor", columns="model", values="oos_r2")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    r2.plot.bar(ax=ax)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title("Out-of-sample R^2 vs the historical mean, per factor")
+    ax.legend(fontsize=7, ncol=3)
+    _save(fig, img / "oos_r2.png")
+
+    has_expl = len(importance) > 0
+    if has_expl:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        importance.set_index("group")["importance"].plot.bar(ax=axes[0], yerr=importance.set_index("group")["std"])
+        axes[0].set_title("Permutation importance (fall in mean OOS R^2)")
+        ig.set_index("group").T.plot.bar(stacked=True, ax=axes[1])
+        axes[1].set_title("Integrated gradients: share of |attribution|")
+        _save(fig, img / "importance.png")
+
+    lines = [
+        "# Factor-timing backtest", "",
+        f"Panel {summary['panel_start']} .. {summary['panel_end']} ({summary['n_rows']} rows), factors "
+        f"{summary['factors']}, {len(summary['features'])} features; walk-forward {summary['n_folds']} folds, "
+        f"out-of-sample {summary['first_test']} .. {summary['last_test']}. Run time {summary['total_seconds']:.0f} s.",
+        "", "## Targets", "", *target_check(fm, pm), "",
+        "## Cumulative net returns", "", "![cumulative](img/cumulative.png)", "",
+        "![drawdowns](img/drawdowns.png)", "", "![weights](img/weights.png)", "",
+        "## Portfolio metrics (net of costs)", "",
+        _table(pm[pm.basis == "net"].drop(columns="basis").sort_values("sharpe", ascending=False)), "",
+        "## Portfolio metrics (gross)", "",
+        _table(pm[pm.basis == "gross"].drop(columns="basis").sort_values("sharpe", ascending=False)), "",
+        "## Forecasts", "", "![oos r2](img/oos_r2.png)", "",
+        _table(fm[["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]], 4), "",
+    ]
+    if has_expl:
+        lines += ["## Feature-group importance", "", "![importance](img/importance.png)", "",
+                  _table(importance, 4), "", _table(ig, 3), "", "## Ablation", "", _table(ablation, 4), ""]
+    lines += ["## Run timings (seconds)", "", _table(pd.DataFrame([summary["seconds"]]), 1), ""]
+    atomic_write_text(out, "\n".join(lines))
+    return out
