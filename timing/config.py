@@ -51,6 +51,7 @@ class DataConfig(_Strict):
     source: Literal["packaged", "parquet", "provider"] = "packaged"
     path: Path | None = None
     market_source: str = "packaged"
+    macro_source: str | list[str] = "packaged"  # "packaged" (arch.data) or FRED-MD file(s): see FeatureProvider
     frequency: Frequency = "monthly"
     start: str = "1963-07-31"
     end: str = "2017-03-31"

@@ -57,12 +57,8 @@ def packaged_panel(cfg: DataConfig) -> pd.DataFrame:
     factors = load_french("monthly", "packaged")
     dates = factors.index
     market = as_of_align(market_features("monthly", "packaged"), dates).add_prefix("market.")
-    macro = as_of_align(packaged_macro(), dates)
-    activity = -macro["default_spread"]
-    macro["activity_gap"] = activity - activity.rolling(120, min_periods=36).mean()
-    macro["activity_chg6"] = activity.diff(6)
-    macro = macro.add_prefix("macro.")
-    panel = pd.concat([factors.drop(columns=["RF"]), market, macro], axis=1)
+    macro = as_of_align(packaged_macro(), dates).add_prefix("macro.")
+    panel = add_activity_indicator(pd.concat([factors.drop(columns=["RF"]), market, macro], axis=1), "monthly")
     panel = panel.loc[pd.Timestamp(cfg.start):pd.Timestamp(cfg.end)]
     features = [c for c in panel.columns if "." in c]
     for c in features:
@@ -72,7 +68,30 @@ def packaged_panel(cfg: DataConfig) -> pd.DataFrame:
     return panel
 
 
-def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame) -> pd.DataFrame:
+def add_activity_indicator(panel: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Add ``macro.activity_gap``/``macro.activity_chg6`` (the regime rule's inputs) where possible.
+
+    Activity = minus the BAA-AAA default spread: ``macro.default_spread`` (packaged data), else
+    ``macro.BAAFFM - macro.AAAFFM`` (FRED-MD's spreads over fed funds; their difference is
+    BAA-AAA). Windows are 10 years (gap) and 6 months (change) in the panel's own periods. The
+    inputs are already publication-lagged, so the indicator is too. Without a spread the panel is
+    returned unchanged and the macro_regime baseline says which columns it lacks.
+    """
+    if "macro.default_spread" in panel.columns:
+        spread = panel["macro.default_spread"]
+    elif {"macro.BAAFFM", "macro.AAAFFM"} <= set(panel.columns):
+        spread = panel["macro.BAAFFM"] - panel["macro.AAAFFM"]
+    else:
+        return panel
+    per_month = {"monthly": 1, "weekly": 4, "daily": 21}[frequency]
+    activity = -spread.ffill()
+    out = panel.copy()
+    out["macro.activity_gap"] = activity - activity.rolling(120 * per_month, min_periods=12 * per_month).mean()
+    out["macro.activity_chg6"] = activity.diff(6 * per_month)
+    return out
+
+
+def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame, frequency: str = "monthly") -> pd.DataFrame:
     """A ``FeatureProvider.panel`` frame + factor returns -> a panel in the timing contract."""
     frame = frame.drop(columns=[c for c in frame.columns if c.endswith("known_at")])
     avail = {c[len("avail_"):]: frame[c] for c in frame.columns if c.startswith("avail_")}
@@ -93,7 +112,12 @@ def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame) -> pd.DataFr
         columns[name] = frame[col].astype(float)
         columns[name + MASK_SUFFIX] = observed.astype(np.float32)
     returns = factors.reindex(frame.index)[[c for c in factors.columns if c != "RF"]]
-    return pd.concat([returns, pd.DataFrame(columns, index=frame.index)], axis=1)
+    panel = pd.concat([returns, pd.DataFrame(columns, index=frame.index)], axis=1)
+    panel = add_activity_indicator(panel, frequency)
+    for c in ("macro.activity_gap", "macro.activity_chg6"):
+        if c in panel.columns:
+            panel[c + MASK_SUFFIX] = panel[c].notna().astype(np.float32)
+    return panel
 
 
 def load_panel(cfg: DataConfig) -> pd.DataFrame:
@@ -103,12 +127,12 @@ def load_panel(cfg: DataConfig) -> pd.DataFrame:
         from signals.market import load_french
         from signals.provider import FeatureProvider
 
-        provider = FeatureProvider(cfg.path, market_source=cfg.market_source)
+        provider = FeatureProvider(cfg.path, market_source=cfg.market_source, macro_source=cfg.macro_source)
         try:
             frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
         finally:
             provider.close()
-        return from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source))
+        return from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source), cfg.frequency)
     panel = pd.read_parquet(cfg.path)
     if not isinstance(panel.index, pd.DatetimeIndex):
         if "date" not in panel.columns:

@@ -1,0 +1,102 @@
+"""`altsignal run`: the whole pipeline on small data, stage caching, and the study in CI size."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from timing.pipeline import DEFAULT_RUN_CONFIG, CONFIG_DIR, load_run_config, run
+
+# Keep the timing stage small: the tests check the plumbing, the README reports the full runs.
+SMALL_TIMING = {
+    "baselines": ["historical_mean", "ridge", "macro_regime", "equal_weight"],
+    "data": {"start": "2008-01-31", "end": "2017-03-31"},
+    "walkforward": {"min_train": 60, "refit_every": 24, "n_jobs": 1},
+    "network": {"epochs": 10, "seeds": [0], "grid": {"weight_decay": [1e-3]}},
+    "explain": {"permutation_repeats": 1, "ig_steps": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    cfg = load_run_config(DEFAULT_RUN_CONFIG)
+    cfg = cfg.model_copy(update={
+        "output_dir": tmp_path_factory.mktemp("run"),
+        "scoring": cfg.scoring.model_copy(update={"numeric": "fp32"}),
+        "timing_overrides": SMALL_TIMING,
+    })
+    return cfg, run(cfg)
+
+
+def _stages(cfg):
+    return {s: json.loads((cfg.output_dir / s / "stage.json").read_text())
+            for s in ("documents", "scores", "features", "timing")}
+
+
+def test_default_run_writes_every_stage_and_a_report(default_run):
+    cfg, report = default_run
+    assert report.exists() and "timing/report.md" in report.read_text()
+    stages = _stages(cfg)
+    docs = stages["documents"]["summary"]
+    assert docs["sample_news"]["documents"] == 306
+    assert docs["sample_social"]["rejected"] == 3  # the corpus's deliberately empty posts
+    scores = stages["scores"]["summary"]
+    assert scores["sample_transcripts"]["units_scored"] > 300  # sentence-level rows
+    assert stages["features"]["summary"]["daily_features"] > 0
+    forecasts = pd.read_parquet(cfg.output_dir / "timing" / "forecasts.parquet")
+    assert len(forecasts) > 0
+
+
+def test_sentiment_reaches_the_timing_panel_point_in_time(default_run):
+    from timing.data import load_panel
+    from timing.pipeline import _timing_config
+
+    cfg, _ = default_run
+    tcfg = _timing_config(cfg, cfg.output_dir / "features" / "features.duckdb", cfg.output_dir / "timing")
+    panel = load_panel(tcfg.data)
+    sent = [c for c in panel.columns if c.startswith("sentiment.") and not c.endswith("__mask")]
+    assert sent, "no sentiment columns in the timing panel"
+    masks = panel[[c + "__mask" for c in sent]].max(axis=1)
+    # The sample corpus starts 2016-06-01: no sentiment can be available before June 2016's close.
+    assert masks.loc[:"2016-05-31"].eq(0).all()
+    assert masks.loc["2016-07-31":"2017-02-28"].gt(0).all()
+
+
+def test_rerun_reuses_every_stage(default_run):
+    cfg, _ = default_run
+    before = _stages(cfg)
+    run(cfg)
+    assert _stages(cfg) == before  # nothing recomputed: every stage.json untouched
+
+
+def test_changed_scoring_config_recomputes_from_scores_on(default_run, tmp_path):
+    cfg, _ = default_run
+    before = _stages(cfg)
+    changed = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"numeric": "bf16"})})
+    from timing.pipeline import stage_key
+
+    # Keys only: recomputing would take a minute; the key is what decides.
+    assert stage_key("scores", before["documents"]["key"], changed.scoring.model_dump()) != before["scores"]["key"]
+
+
+def test_bad_run_config_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\noutput_dir = "x"\n[documents]\ninputs = [{ path = "a.csv" }]\n')
+    with pytest.raises(ValueError, match="needs `source` and `mapping`"):
+        load_run_config(bad)
+
+
+def test_study_config_in_ci_size(shared_datasets, tmp_path):
+    cfg = load_run_config(CONFIG_DIR / "study_ci.toml")
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "study",
+                                 "scoring": cfg.scoring.model_copy(update={"numeric": "fp32"}),
+                                 "timing_overrides": cfg.timing_overrides | {"walkforward": {"min_train": 30, "refit_every": 10, "n_jobs": 1}}})
+    report = run(cfg)
+    stages = _stages(cfg)
+    docs = stages["documents"]["summary"]
+    assert docs["stocknet_tweets"]["documents"] > 1000
+    assert docs["maec_transcripts"]["documents"] > 10
+    assert "timing/report.md" in report.read_text()
+    fm = pd.read_parquet(cfg.output_dir / "timing" / "forecast_metrics.parquet")
+    assert {"RMW", "CMA"} <= set(fm["factor"])  # the shared daily French files carry all six factors
