@@ -1,0 +1,311 @@
+"""A resumable, streaming batch scoring job.
+
+Layout of ``--out``::
+
+    manifest.json                      # job fingerprint, arguments, model, inputs; status + counts at the end
+    parts.jsonl                        # one line per finished chunk, appended after its files exist
+    scores/source=<src>/part-<chunk>.parquet      # Score rows (nlp.contracts.SCORE_SCHEMA)
+    documents/source=<src>/part-<chunk>.parquet   # document aggregates (units.AGGREGATE_SCHEMA)
+    rejects/part-<chunk>.jsonl         # rejects met while making that chunk
+    rejects.jsonl                      # all rejects, written when the job completes
+
+Resume protocol (kill -9 safe): chunk ids are deterministic (file index + chunk index of the
+reader's stream, whose chunking depends only on the input and ``chunk_rows``). A chunk's files
+are written to temp files and renamed into place, then one line is appended to ``parts.jsonl``
+and fsynced. A restart with the same arguments re-reads the input (cheap next to scoring), skips
+every chunk listed in ``parts.jsonl`` and rewrites, under the same names, any chunk whose files
+were renamed but not yet listed. A torn last line is cut off first. Scores are exact functions
+of (text, model, numeric path, batch shape), so the rows equal those of an uninterrupted run bit
+for bit; ``ingested_at`` is fixed once per job in the manifest for the same reason. The job
+fingerprint (arguments, model content hash, input sizes/mtimes/head hashes) guards against
+resuming into a folder written by a different job.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nlp.contracts import ContractError
+from nlp.rejects import Rejects, atomic_write_text
+from nlp.scoring.config import JobConfig
+from nlp.scoring.quality import check_text
+from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, score_rows, to_units
+
+log = logging.getLogger(__name__)
+
+
+class JobMismatch(RuntimeError):
+    """The output folder belongs to a job with other arguments, model or inputs."""
+
+
+@dataclass
+class JobSpec:
+    inputs: list[str]
+    source: str  # news | social | transcript (resolved; see score_cli for "auto")
+    mapping: object  # nlp.readers.documents.ColumnMapping
+    model_path: Path
+    out: Path
+    config: JobConfig = field(default_factory=JobConfig)
+
+
+@dataclass
+class Counts:
+    docs_read: int = 0
+    docs_scored: int = 0
+    docs_rejected: int = 0  # by the job's text checks (the reader's own rejects are in reader_rejects)
+    reader_rejects: int = 0
+    units_scored: int = 0
+    units_deduplicated: int = 0  # units answered from the job's dedup cache
+    truncated: int = 0
+    html_stripped: int = 0
+    chunks_done: int = 0
+    chunks_skipped: int = 0  # finished by an earlier run of this job
+    docs_skipped: int = 0
+
+    def add(self, other: dict) -> None:
+        for k, v in other.items():
+            if hasattr(self, k):
+                setattr(self, k, getattr(self, k) + v)
+
+
+def _file_identity(path: Path) -> dict:
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if st.st_size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read())
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+
+
+def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str) -> tuple[str, dict]:
+    ident = {
+        "source": spec.source,
+        "mapping": spec.mapping.model_dump(mode="json"),
+        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency"}),
+        "numeric": numeric,
+        "model_hash": model_hash,
+        "inputs": [_file_identity(f) for f in files],
+    }
+    ident["config"]["engine"].pop("threads", None)  # threads do not change results
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+    return digest, ident
+
+
+def _atomic_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_parts(path: Path) -> dict[str, dict]:
+    """Finished chunks; a torn last line (killed mid-append) is cut off the file."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    done = {}
+    for line in data.decode().splitlines():
+        entry = json.loads(line)
+        done[entry["chunk"]] = entry
+    return done
+
+
+def _append_line(path: Path, entry: dict) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _guarded(stream, path: Path, file_rejects: Rejects):
+    """The reader's chunks until it fails on the file as a whole (e.g. a required column missing)."""
+    try:
+        yield from stream
+    except (ContractError, ValueError, OSError) as exc:
+        file_rejects.add(str(path), 0, "", f"unreadable input file: {exc}", "")
+        log.error("skipping the rest of %s: %s", path, exc)
+
+
+def estimate_rows(files: list[Path]) -> int:
+    """Rows to expect, for the progress bar's ETA (Parquet metadata; lines for CSV/JSONL)."""
+    total = 0
+    for f in files:
+        if f.suffix.lower() == ".parquet":
+            total += pq.ParquetFile(f).metadata.num_rows
+        else:
+            with open(f, "rb") as fh:
+                total += sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 24), b""))
+            total -= f.suffix.lower() == ".csv"
+    return max(total, 0)
+
+
+class ChunkScorer:
+    """Score one chunk of Documents: text checks, entities, units, model, rows."""
+
+    def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str]) -> None:
+        self.spec, self.scorer, self.model_id, self.labels = spec, scorer, model_id, labels
+        self.resolver = None
+        if spec.config.resolve_entities:
+            from nlp.entities import EntityResolver
+
+            self.resolver = EntityResolver.default()
+
+    def __call__(self, docs: pd.DataFrame, where: str, rejects: Rejects) -> tuple[pa.Table, pa.Table | None, dict]:
+        cfg = self.spec.config
+        keep, texts, html = [], [], 0
+        for i, (doc_id, text) in enumerate(zip(docs["doc_id"], docs["text"])):
+            checked = check_text(text, cfg.max_chars, cfg.strip_html, cfg.flag_non_english)
+            html += checked.html_stripped
+            if checked.reason:
+                rejects.add(where, 0, "text", checked.reason, f"doc_id={doc_id}: {str(text)[:300]}")
+            else:
+                keep.append(i)
+                texts.append(checked.text)
+        docs = docs.iloc[keep].reset_index(drop=True)
+        if self.resolver is not None and len(docs):
+            docs["entities"] = self.resolver.resolve(texts, docs["entities"].tolist())
+        units = to_units(docs["doc_id"].tolist(), texts, self.spec.source)
+        doc_ids_with_units = set(units["doc_id"])
+        for doc_id in docs["doc_id"]:
+            if doc_id not in doc_ids_with_units:
+                rejects.add(where, 0, "text", "empty text: no sentences after removing markers and headers", f"doc_id={doc_id}")
+        scored = self.scorer(units["text"].tolist())
+        table = score_rows(units, docs, scored.probs, scored.n_tokens, self.labels, self.model_id)
+        aggregates = document_aggregates(table) if self.spec.source == "transcript" else None
+        stats = {"docs_scored": len(doc_ids_with_units),
+                 "units_scored": len(units), "truncated": int(scored.truncated.sum()), "html_stripped": html,
+                 "units_deduplicated": scored.deduplicated}
+        return table, aggregates, stats
+
+
+def run_job(spec: JobSpec, progress: bool = True) -> dict:
+    """Run (or resume) a job; returns the final manifest with counts."""
+    from nlp.readers.documents import iter_documents
+    from nlp.readers.records import expand_paths
+    from nlp.scoring.engine import ScoringEngine
+    from nlp.scoring.runner import make_scorer
+
+    cfg = spec.config
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = expand_paths(spec.inputs)
+    engine = ScoringEngine(spec.model_path, cfg.engine)
+    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric)
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["fingerprint"] != fp:
+            raise JobMismatch(
+                f"{out} holds job {manifest['fingerprint']} (other arguments, model or inputs); "
+                f"this job is {fp}. Use a new --out folder, or delete the old one."
+            )
+        log.info("resuming job %s in %s", fp, out)
+    else:
+        manifest = {"fingerprint": fp, "job": ident, "model_id": engine.model_id, "model_path": str(spec.model_path),
+                    "created_at": datetime.now(timezone.utc).isoformat(), "status": "running",
+                    "ingested_at": pd.Timestamp.now(tz="UTC").isoformat()}
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    ingested_at = pd.Timestamp(manifest["ingested_at"])
+    parts_log = out / "parts.jsonl"
+    done = _read_parts(parts_log)
+    scorer = make_scorer(engine, cfg)
+    chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels)
+    counts = Counts()
+    rejects_parts: list[Path] = []
+    file_rejects = Rejects()
+    seen: set[str] = set()  # doc ids across files (the reader checks within a file)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=estimate_rows(files), unit="doc", disable=not progress, dynamic_ncols=True, desc="scoring")
+    try:
+        for fi, path in enumerate(files):
+            reader_rejects = Rejects()
+            seen_before = len(reader_rejects)
+            stream = iter_documents(path, spec.mapping, spec.source, reader_rejects,
+                                    chunk_rows=cfg.rows_per_chunk(spec.source), ingested_at=ingested_at)
+            for ci, docs in enumerate(_guarded(stream, path, file_rejects)):
+                chunk = f"f{fi:05d}-c{ci:06d}"
+                chunk_rejects = Rejects(reader_rejects.items[seen_before:])
+                seen_before = len(reader_rejects)
+                dup = docs["doc_id"].isin(seen)
+                for doc_id in docs.loc[dup, "doc_id"]:
+                    chunk_rejects.add(str(path), 0, "doc_id", "duplicate doc_id: also in an earlier input file", doc_id)
+                docs = docs.loc[~dup].reset_index(drop=True)
+                seen.update(docs["doc_id"])
+                rej_path = out / "rejects" / f"part-{chunk}.jsonl"
+                rejects_parts.append(rej_path)
+                if chunk in done:
+                    counts.chunks_skipped += 1
+                    counts.docs_skipped += len(docs)
+                    counts.add(done[chunk]["counts"])
+                    bar.update(len(docs) + len(chunk_rejects))
+                    continue
+                n_reader = len(chunk_rejects)
+                table, aggregates, stats = chunk_scorer(docs, str(path), chunk_rejects)
+                stats["docs_read"] = len(docs)
+                stats["docs_rejected"] = len(chunk_rejects) - n_reader
+                stats["reader_rejects"] = n_reader
+                src = f"source={spec.source}"
+                _atomic_parquet(table, out / "scores" / src / f"part-{chunk}.parquet")
+                if aggregates is not None:
+                    _atomic_parquet(aggregates, out / "documents" / src / f"part-{chunk}.parquet")
+                chunk_rejects.write(rej_path)
+                _append_line(parts_log, {"chunk": chunk, "rows": table.num_rows, "counts": stats})
+                counts.add(stats)
+                counts.chunks_done += 1
+                bar.update(len(docs) + n_reader)
+                bar.set_postfix(units=counts.units_scored, rejected=counts.docs_rejected + counts.reader_rejects)
+            tail = reader_rejects.items[seen_before:]  # rows rejected after the last yielded chunk
+            file_rejects.extend(Rejects(tail))
+            counts.reader_rejects += len(tail)
+    finally:
+        bar.close()
+
+    all_rejects = Rejects(list(file_rejects.items))
+    for p in rejects_parts:
+        if p.exists():
+            for line in p.read_text().splitlines():
+                all_rejects.add(**json.loads(line))
+    all_rejects.write(out / "rejects.jsonl")
+    manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(), numeric=engine.numeric,
+                    counts=counts.__dict__, reject_reasons=all_rejects.counts(), files=[str(f) for f in files])
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    if counts.truncated:
+        log.warning("%d units were longer than %d tokens and were truncated", counts.truncated, engine.max_tokens)
+    return manifest
+
+
+def read_scores(out: str | Path) -> pd.DataFrame:
+    """All Score rows of a finished job, in chunk order."""
+    return _read_table(Path(out) / "scores")
+
+
+def read_aggregates(out: str | Path) -> pd.DataFrame:
+    return _read_table(Path(out) / "documents", AGGREGATE_SCHEMA)
+
+
+def _read_table(folder: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
+    files = sorted(folder.glob("source=*/part-*.parquet"), key=lambda p: p.name)
+    if not files:
+        return (schema or pa.schema([])).empty_table().to_pandas()
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)

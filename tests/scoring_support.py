@@ -1,0 +1,58 @@
+"""Shared fixtures of the scoring tests: an untrained-head MiniLM artifact and a private cache.
+
+An untrained classification head is enough for what these tests check (invariance, resume,
+streaming, Ray equality, row bookkeeping); accuracy is the benchmark's and the numeric check's job.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def minilm_model(tmp_path_factory) -> Path:
+    """The packaged MiniLM encoder with a fresh (seeded) 3-class head: real shapes and kernels."""
+    from nlp.models.artifact import PACKAGED_MINILM, ModelMeta, load_base_for_classification, save_classifier
+
+    import torch
+
+    torch.manual_seed(0)
+    tok, model = load_base_for_classification(PACKAGED_MINILM)
+    out = tmp_path_factory.mktemp("minilm")
+    save_classifier(model, tok, ModelMeta(model_id="test-minilm-untrained-head", base=PACKAGED_MINILM), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer, 64-wide BERT with MiniLM's tokenizer: same code paths, a fraction of the time."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from nlp.contracts import LABELS
+    from nlp.models.artifact import PACKAGED_MINILM, ModelMeta, resolve_base, save_classifier
+
+    import torch
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(resolve_base(PACKAGED_MINILM))
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+                        label2id={l: i for i, l in enumerate(LABELS)})
+    model = BertForSequenceClassification(config).eval()
+    out = tmp_path_factory.mktemp("tiny")
+    save_classifier(model, tok, ModelMeta(model_id="test-tiny", base=PACKAGED_MINILM, max_length=64), out)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("altsignal_cache")
+    old = os.environ.get("ALTSIGNAL_CACHE")
+    os.environ["ALTSIGNAL_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ALTSIGNAL_CACHE", None)
+    else:
+        os.environ["ALTSIGNAL_CACHE"] = old
