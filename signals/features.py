@@ -1,9 +1,9 @@
 """Score rows -> point-in-time daily sentiment features.
 
-The relational work (document versions, session ASOF join, entity explode, per-day aggregates)
-runs in DuckDB SQL; the per-key running and trailing statistics run as segmented numpy scans
-over the SQL result sorted by (key, session) — see :mod:`signals.scans` for why they are not
-SQL window functions.
+The relational work (document versions, sessions, entity explode) runs in one DuckDB query that
+returns one row per (document, entity) as numpy arrays; the per-day aggregates and the per-key
+running and trailing statistics run in two compiled passes over those rows (numba, see
+:mod:`signals.scans` for why not SQL). Nothing goes through pandas until the output frame.
 
 Definitions (the pandas reference in ``bench/features.py`` implements the same ones):
 
@@ -15,7 +15,8 @@ Definitions (the pandas reference in ``bench/features.py`` implements the same o
   latest version ingested at or before ``as_of`` counts (all of its units, nothing of the
   older version). Rows without ``ingested_at`` count as ingested when published.
 * **Sessions.** A document counts for the first session whose cutoff is strictly after its
-  ``published_at`` (see :mod:`signals.sessions`); done here with an ASOF join on the calendar.
+  ``published_at`` (see :mod:`signals.sessions`); done here with an equality join on the UTC
+  day (see :func:`_register_session_days`).
 * **Keys.** One row per (session, entity, source) with at least one document, plus
   ``source="all"`` rows over all sources, plus entity ``__MARKET__`` rows over every document
   of the session (each document once, with or without tickers). Documents without tickers only
@@ -40,9 +41,8 @@ Earnings calls (``FeatureConfig.event_sources``) get ordinary rows on their call
 carry-forward with decay until the next call is applied when reading (``FeatureStore.daily``),
 because it fills every session of every entity and would only bloat the table.
 
-The exponential weights use ``2 ** ((s - s0) / h)`` cumulative sums (s0 = the key's first
-session), so a key may span at most ``1000 * h`` sessions (20 years at h=5) before float64
-overflows; longer spans raise a clear error.
+Rows come back sorted by (entity, source, date); entity and source order is by name, with the
+all-sources row first.
 """
 from __future__ import annotations
 
@@ -56,12 +56,13 @@ import pyarrow as pa
 
 from nlp.contracts import MARKET_ENTITY, ContractError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
-from signals.scans import Segments, trailing_sum
+from signals.scans import Daily, aggregate_days, running_features
 from signals.sessions import session_cutoffs, sessions
 
 log = logging.getLogger(__name__)
 
 ZERO_SPREAD = 1e-6  # a trailing tone spread below this counts as zero (rolling-variance float noise)
+_DAY_US = 86_400_000_000
 REQUIRED_SCORE_COLUMNS = ("doc_id", "unit", "model_id", "p_neg", "p_neu", "p_pos", "score", "source", "published_at", "entities")
 
 
@@ -114,20 +115,26 @@ def parquet_scan(path: str | Path) -> str:
     return "read_parquet('" + pattern.replace("'", "''") + "', union_by_name=true)"
 
 
-def _register_sessions(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, lo, hi) -> None:
-    sess = sessions(cfg.sessions.calendar, pd.Timestamp(lo) - pd.Timedelta(days=7), pd.Timestamp(hi) + pd.Timedelta(days=14))
+def _register_session_days(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, lo_us: int, hi_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """Register ``session_days`` for documents published in [lo_us, hi_us] (epoch microseconds).
+
+    A document counts for the first session whose cutoff is strictly after it. A UTC day holds
+    at most two cutoffs (they are at least 23 hours apart), so with ``a`` the first session whose
+    cutoff is after the day's start, a document of that day belongs to session
+    ``a + (t >= cutoff[a]) + (t >= cutoff[a + 1])``: an equality join on the day number instead of
+    an ASOF join (a sort of every document). Returns every session date of the calendar
+    (datetime64[ns], indexed by session number ``s``) and its cutoff (epoch us).
+    """
     all_ = sessions(cfg.sessions.calendar)
-    if pd.Timestamp(lo) < all_[0] or pd.Timestamp(hi) >= all_[-1]:
+    lo, hi = pd.Timestamp(lo_us, unit="us"), pd.Timestamp(hi_us, unit="us")
+    if lo < all_[0] or hi >= all_[-1]:
         raise ValueError(f"documents span {lo}..{hi}, outside the {cfg.sessions.calendar} calendar ({all_[0].date()}..{all_[-1].date()})")
-    frame = pd.DataFrame(
-        {
-            "date": sess,
-            "s": all_.searchsorted(sess).astype("int64"),
-            "cutoff": session_cutoffs(sess, cfg.sessions.cutoff, cfg.sessions.tz),
-        }
-    )
-    con.register("sessions_df", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE sessions_t AS SELECT * FROM sessions_df ORDER BY date")
+    cutoff = session_cutoffs(all_, cfg.sessions.cutoff, cfg.sessions.tz).as_unit("us").asi8
+    days = np.arange(lo_us // _DAY_US, hi_us // _DAY_US + 1, dtype=np.int64)
+    a = np.searchsorted(cutoff, days * _DAY_US, side="right")
+    padded = np.append(cutoff, np.iinfo(np.int64).max)
+    con.register("session_days", pa.table({"day": days, "a": a.astype(np.int32), "ca": padded[a], "cb": padded[a + 1]}))
+    return all_.to_numpy(dtype="datetime64[ns]"), cutoff
 
 
 def build_daily_features(
@@ -152,7 +159,6 @@ def compute_features(
     con: duckdb.DuckDBPyConnection, table: str, cfg: SignalsConfig = DEFAULT_CONFIG, as_of=None, model_id: str | None = None
 ) -> pd.DataFrame:
     """:func:`build_daily_features` on a table/view already in ``con``."""
-    fc = cfg.features
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
     if as_of_ts is not None and as_of_ts.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -165,60 +171,86 @@ def compute_features(
     params = {k: v for k, v in (("as_of", as_of_ts), ("model_id", model_id)) if v is not None}
     where_sql = ("WHERE " + " AND ".join(where)) if where else ""
 
-    bounds = con.execute(
-        f"SELECT epoch_us(min(published_at)), epoch_us(max(published_at)), count(*), count(*) - count(published_at) "
-        f"FROM {table} {where_sql}",
+    lo_us, hi_us, n_rows, no_time, sources = con.execute(
+        f"SELECT epoch_us(min(published_at)), epoch_us(max(published_at)), count(*), count(*) - count(published_at), "
+        f"list(DISTINCT source ORDER BY source) FILTER (WHERE source IS NOT NULL) FROM {table} {where_sql}",
         params,
     ).fetchall()[0]
-    if bounds[3]:
-        raise ContractError(f"{bounds[3]} score rows have no published_at")
-    if bounds[2] == 0:
+    if no_time:
+        raise ContractError(f"{no_time} score rows have no published_at")
+    if n_rows == 0:
         return _empty(cfg)
-    _register_sessions(con, cfg, pd.Timestamp(bounds[0], unit="us"), pd.Timestamp(bounds[1], unit="us"))
-    h, m = (int(x) for x in cfg.sessions.cutoff.split(":"))
-    roll = 24 * 60 - (h * 60 + m)  # minutes that push an at/after-cutoff local time into the next day
-
-    con.execute(_DOCS_SQL.format(src=_source_sql(table, where_sql), tz=cfg.sessions.tz, roll=roll), params)
-    bad, span = con.execute("SELECT count(*) FILTER (WHERE source IS NULL), max(s) - min(s) FROM docs").fetchall()[0]
+    sources = sources or []
+    src = _source_sql(table, where_sql)
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    try:
+        dates, cutoffs = _register_session_days(con, cfg, lo_us, hi_us)
+        con.register("feature_sources", pa.table({"source": pa.array(sources, pa.string()), "sid": np.arange(1, len(sources) + 1, dtype=np.int32)}))
+        entities = _register_entities(con, src, params)
+        market = entities.index(MARKET_ENTITY)
+        _register_several(con, src, params)
+        con.execute("SET preserve_insertion_order = false")  # rows are sorted downstream anyway
+        rows = con.sql(_ROWS_SQL.format(src=src, market=market), params=params).fetchnumpy()
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(keep_order).lower()}")
+        for view in ("session_days", "feature_sources", "feature_entities", "feature_several"):
+            con.unregister(view)
+    bad = np.count_nonzero((rows["eid"] == market) & (rows["sid"] == 0))  # market rows: each document once
     if bad:
         raise ContractError(f"{bad} scored documents lack a source")
-    if span is not None and span / min(fc.half_lives) > 1000:
-        raise ValueError(f"history spans {span} sessions; ew_tone needs span <= 1000 * half-life, build in chunks")
 
-    daily = query_df(con, _DAILY_SQL.format(market=MARKET_ENTITY, all_key=fc.all_sources_key))
-    log.info("daily features: %d score rows -> %d feature rows over %s sessions", bounds[2], len(daily), span + 1)
-    return _finish(_running_features(daily, cfg), cfg)
+    daily = aggregate_days(rows["eid"], rows["sid"], rows["s"], rows["ing"], rows["score"], rows["polarity"],
+                           len(entities), len(sources))
+    del rows
+    log.info("daily features: %d score rows -> %d feature rows", n_rows, len(daily.s))
+    return _frame(daily, cfg, dates, cutoffs, entities, [cfg.features.all_sources_key, *sources])
 
 
-def _running_features(daily: pd.DataFrame, cfg: SignalsConfig) -> pd.DataFrame:
-    """Trailing and exponentially weighted columns per (entity, source); rows sorted by key, session."""
+def _register_entities(con: duckdb.DuckDBPyConnection, src: str, params: dict) -> list[str]:
+    """Register ``feature_entities`` (entity, eid): every entity named by a row, and the market.
+
+    Superseded versions' entities are included (an unused number costs nothing). Numbers follow
+    name order, so the output comes sorted by entity name.
+    """
+    names = con.execute(f"SELECT DISTINCT entity FROM (SELECT unnest(entities) AS entity FROM {src}) WHERE entity IS NOT NULL", params).fetchall()
+    entities = sorted({r[0] for r in names} | {MARKET_ENTITY})
+    con.register("feature_entities", pa.table({"entity": pa.array(entities, pa.string()), "eid": np.arange(len(entities), dtype=np.int32)}))
+    return entities
+
+
+def _register_several(con: duckdb.DuckDBPyConnection, src: str, params: dict) -> None:
+    """Register ``feature_several`` (h): hashes of the doc_ids found on more than one row.
+
+    Only those documents (several units, or several versions) need the per-document GROUP BY.
+    Sorting the hashes in numpy takes ~0.35 s for 10M rows; DuckDB's GROUP BY doc_id ~2 s (and
+    ~9 s with the averages and the entity list carried for every row). A hash collision only
+    sends a document down the exact path.
+    """
+    hashes = con.sql(f"SELECT hash(doc_id) AS h FROM {src}", params=params).fetchnumpy()["h"]
+    hashes.sort()
+    con.register("feature_several", pa.table({"h": np.unique(hashes[1:][hashes[1:] == hashes[:-1]])}))
+
+
+def _frame(daily: Daily, cfg: SignalsConfig, dates: np.ndarray, cutoffs: np.ndarray, entities: list[str], sources: list[str]) -> pd.DataFrame:
+    """Running columns over the per-day aggregates, as the output frame (sorted by entity, source, date)."""
     fc = cfg.features
-    seg = Segments(daily["k"].to_numpy(), daily["s"].to_numpy())
-    s, s0 = seg.s.astype(np.float64), seg.s0.astype(np.float64)
-    lv = np.log1p(daily["n_docs"].to_numpy(dtype=np.float64))
-    tone = daily["tone"].to_numpy(dtype=np.float64, na_value=np.nan)
-    has_tone = (~np.isnan(tone)).astype(np.float64)
-
-    vol_sum = trailing_sum(seg, seg.cumsum(lv), lv, fc.volume_window)
-    age = s - s0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        daily["abnormal_volume"] = np.where(age >= fc.min_periods, lv - vol_sum / np.minimum(fc.volume_window, age), np.nan)
-        n = trailing_sum(seg, seg.cumsum(has_tone), has_tone, fc.surprise_window)
-        t1 = trailing_sum(seg, seg.cumsum(tone), tone, fc.surprise_window)
-        t2 = trailing_sum(seg, seg.cumsum(tone * tone), tone * tone, fc.surprise_window)
-        mean = t1 / n
-        std = np.sqrt(np.maximum((t2 - t1 * t1 / n) / (n - 1), 0.0))
-        ok = (n >= fc.min_periods) & (std > ZERO_SPREAD)
-        daily["tone_surprise"] = np.where(ok, (tone - mean) / std, np.nan)
-        for h in fc.half_lives:
-            w = np.exp2((s - s0) / h)
-            den = seg.cumsum(w * has_tone)
-            daily[f"ew_tone_{h}"] = np.where(den > 0, seg.cumsum(tone * w) / den, np.nan)
-    cutoff = daily["cutoff"].to_numpy(dtype="datetime64[us]").astype(np.int64)
-    seen = seg.cummax(daily["max_ing"].to_numpy(dtype="datetime64[us]").astype(np.int64).astype(np.float64))
-    known = np.maximum(cutoff, seen.astype(np.int64))
-    daily["known_at"] = pd.to_datetime(known, unit="us", utc=True)
-    return daily
+    key = daily.eid.astype(np.int64) * len(sources) + daily.sid
+    tone, share_pos, share_neg, abnormal, surprise, ew, known = running_features(
+        key, daily.s, daily.n_docs, daily.n_pos, daily.n_neg, daily.max_ing, cutoffs[daily.s],
+        fc.volume_window, fc.surprise_window, fc.min_periods, ZERO_SPREAD, np.asarray(fc.half_lives, dtype=np.float64),
+    )
+    cols = {
+        "date": dates[daily.s],
+        "entity": pd.array(pa.array(entities, pa.string()).take(daily.eid), dtype="str"),
+        "source": pd.array(pa.array(sources, pa.string()).take(daily.sid), dtype="str"),
+        "n_docs": daily.n_docs, "n_pos": daily.n_pos, "n_neg": daily.n_neg,
+        "mean_score": daily.mean_score, "tone": tone, "share_pos": share_pos, "share_neg": share_neg,
+        "dispersion": daily.dispersion, "abnormal_volume": abnormal, "tone_surprise": surprise,
+        **{f"ew_tone_{h}": ew[j] for j, h in enumerate(fc.half_lives)},
+        "known_at": pd.DatetimeIndex(known.view("datetime64[us]")).tz_localize("UTC"),
+    }
+    # The arrays are fresh and owned here: no need for pandas to copy 17 columns of millions of rows.
+    return pd.DataFrame(cols, copy=False)[output_columns(cfg)]
 
 
 def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> pd.DataFrame:
@@ -230,71 +262,43 @@ def _source_sql(table: str, where_sql: str) -> str:
     return f"(SELECT doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, coalesce(ingested_at, published_at) AS ingested_at FROM {table} {where_sql})"
 
 
-_DOCS_SQL = """
-CREATE OR REPLACE TEMP TABLE docs AS
-WITH latest AS (SELECT doc_id, max(ingested_at) AS ingested_at FROM {src} GROUP BY doc_id),
-versions AS (
-    SELECT u.doc_id, any_value(u.ingested_at) AS ingested_at,
-           any_value(source) AS source, any_value(published_at) AS published_at,
-           any_value(entities) AS entities,
+# One row per document (latest version), with its session number s and source number sid.
+# Most documents are one score row (a headline, a post): only documents whose doc_id hash is in
+# feature_several (see compute_features) are aggregated, exactly, by doc_id. The result is one row per (document, entity) plus one per document for the market entity,
+# numbers only; a document naming a ticker twice counts once for it.
+_DOC_COLUMNS = "doc_id, ingested_at, source, published_at, entities, p_neg, p_neu, p_pos, score"
+_ROWS_SQL = """
+WITH versions AS (
+    SELECT doc_id, ingested_at,
+           any_value(source) AS source, any_value(published_at) AS published_at, any_value(entities) AS entities,
            avg(p_neg) AS p_neg, avg(p_neu) AS p_neu, avg(p_pos) AS p_pos, avg(score) AS score
-    FROM {src} u SEMI JOIN latest l ON u.doc_id = l.doc_id AND u.ingested_at = l.ingested_at
-    GROUP BY u.doc_id
+    FROM {src} u SEMI JOIN feature_several s ON hash(u.doc_id) = s.h
+    GROUP BY doc_id, ingested_at
 ),
-candidates AS (
-    SELECT doc_id, source, published_at, ingested_at, entities, score,
-           (p_pos > p_neg AND p_pos > p_neu)::INTEGER AS is_pos,
-           (p_neg > p_pos AND p_neg > p_neu)::INTEGER AS is_neg,
-           CAST(CAST(timezone('{tz}', published_at) + INTERVAL {roll} MINUTE AS DATE) AS TIMESTAMP) AS candidate
-    FROM versions
-)
-SELECT c.*, t.date, t.s, t.cutoff FROM candidates c ASOF JOIN sessions_t t ON c.candidate <= t.date
-"""
-
-# Aggregates per (session, entity, source) and per (session, entity) for source "all", with
-# integer keys (k) so that the sort and the scans downstream run on numbers, not strings.
-_DAILY_SQL = """
-WITH ents AS (
-    SELECT entity, (row_number() OVER (ORDER BY entity))::BIGINT AS eid
-    FROM (SELECT DISTINCT unnest(entities) AS entity FROM docs UNION SELECT '{market}')
-    WHERE entity IS NOT NULL
-),
-srcs AS (SELECT source, (row_number() OVER (ORDER BY source))::BIGINT AS sid FROM (SELECT DISTINCT source FROM docs)),
-coded AS (SELECT d.*, sid FROM docs d JOIN srcs USING (source)),
-exploded AS (
-    SELECT s, sid, ingested_at, score, is_pos, is_neg, eid
-    FROM (SELECT s, sid, ingested_at, score, is_pos, is_neg, unnest(list_distinct(entities)) AS entity FROM coded) x
-    JOIN ents USING (entity)
-    WHERE entity <> '{market}'
+docs AS (
+    SELECT """ + _DOC_COLUMNS + """ FROM {src} u ANTI JOIN feature_several s ON hash(u.doc_id) = s.h
     UNION ALL
-    SELECT s, sid, ingested_at, score, is_pos, is_neg, (SELECT eid FROM ents WHERE entity = '{market}') AS eid
-    FROM coded
+    SELECT """ + _DOC_COLUMNS + """ FROM versions QUALIFY ingested_at = max(ingested_at) OVER (PARTITION BY doc_id)
 ),
-agg AS (
-    SELECT s, eid, coalesce(sid, 0) AS sid, eid * 64 + coalesce(sid, 0) AS k,
-           count(*) AS n_docs, sum(is_pos) AS n_pos, sum(is_neg) AS n_neg,
-           avg(score) AS mean_score, stddev_pop(score) AS dispersion, max(ingested_at) AS max_ing
-    FROM exploded
-    GROUP BY GROUPING SETS ((s, eid, sid), (s, eid))
+located AS MATERIALIZED (
+    SELECT (t.a + (epoch_us(d.published_at) >= t.ca)::INTEGER + (epoch_us(d.published_at) >= t.cb)::INTEGER)::INTEGER AS s,
+           coalesce(src.sid, 0) AS sid, epoch_us(d.ingested_at) AS ing, d.score::DOUBLE AS score,
+           CASE WHEN d.p_pos > d.p_neg AND d.p_pos > d.p_neu THEN 1
+                WHEN d.p_neg > d.p_pos AND d.p_neg > d.p_neu THEN -1 ELSE 0 END::TINYINT AS polarity,
+           d.entities
+    FROM docs d
+    JOIN session_days t ON epoch_us(d.published_at) // """ + str(_DAY_US) + """ = t.day
+    LEFT JOIN feature_sources src USING (source)
 )
-SELECT a.k, a.s, t.date, t.cutoff, e.entity, coalesce(src.source, '{all_key}') AS source,
-       n_docs, n_pos, n_neg, mean_score, dispersion, max_ing,
-       CAST(n_pos - n_neg AS DOUBLE) / nullif(n_pos + n_neg, 0) AS tone,
-       CAST(n_pos AS DOUBLE) / n_docs AS share_pos,
-       CAST(n_neg AS DOUBLE) / n_docs AS share_neg
-FROM agg a JOIN sessions_t t USING (s) JOIN ents e USING (eid) LEFT JOIN srcs src USING (sid)
-ORDER BY a.k, a.s
+SELECT e.eid, d.sid, d.s, d.ing, d.score, d.polarity
+FROM (SELECT sid, s, ing, score, polarity,
+             unnest(CASE WHEN len(entities) > 1 THEN list_distinct(entities) ELSE entities END) AS entity
+      FROM located) d
+JOIN feature_entities e USING (entity)
+WHERE e.eid <> {market}
+UNION ALL
+SELECT {market}::INTEGER, sid, s, ing, score, polarity FROM located
 """
-
-
-def _finish(out: pd.DataFrame, cfg: SignalsConfig) -> pd.DataFrame:
-    out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
-    out["known_at"] = pd.to_datetime(out["known_at"], utc=True)
-    for c in ("n_docs", "n_pos", "n_neg"):
-        out[c] = out[c].astype("int64")
-    out["entity"] = out["entity"].astype(str)
-    out["source"] = out["source"].astype(str)
-    return out[output_columns(cfg)].reset_index(drop=True)
 
 
 def _empty(cfg: SignalsConfig) -> pd.DataFrame:
