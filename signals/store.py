@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -112,17 +113,24 @@ class FeatureStore:
             else (f'"{f.name}"' if f.name in cols else f"NULL::{_DUCK_TYPES[f.type]}")
             for f in schema
         )
-        self.con.execute("BEGIN")
         try:
-            n = self.con.execute(f"INSERT INTO {table} SELECT {select} FROM _incoming", {"now": now}).fetchall()[0][0]
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                n = self.con.execute(f"INSERT INTO {table} SELECT {select} FROM _incoming", {"now": now}).fetchall()[0][0]
         finally:
             self.con.execute("DROP VIEW IF EXISTS _incoming")
         log.info("%s: %d rows added", table, n)
         return n
+
+    @contextmanager
+    def _transaction(self):
+        """One DuckDB transaction: committed if the block finishes, rolled back on any error."""
+        self.con.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     def add_documents(self, docs, ingested_at=None) -> int:
         """Append Document rows; rows without ``ingested_at`` get ``ingested_at`` (default now)."""
@@ -149,29 +157,25 @@ class FeatureStore:
         validate_daily_features(feats)
         self.con.register("_new", feats)
         keys = "date, entity, source"
-        self.con.execute("BEGIN")
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _cur AS {self._latest_sql(None)}")
-            written = self.con.execute(
-                f"""INSERT INTO daily_features
-                    SELECT {", ".join("n." + c for c in output_columns(self.cfg))}, $t, false
-                    FROM (SELECT CAST(date AS DATE) AS date, * EXCLUDE (date) FROM _new) n
-                    LEFT JOIN _cur c USING ({keys})
-                    WHERE c.entity IS NULL OR {self._changed_sql()}""",
-                {"t": t},
-            ).fetchall()[0][0]
-            nulls = ", ".join("NULL" for _ in feature_columns(self.cfg))
-            deleted = self.con.execute(
-                f"""INSERT INTO daily_features
-                    SELECT c.date, c.entity, c.source, {nulls}, NULL, $t, true
-                    FROM _cur c ANTI JOIN (SELECT CAST(date AS DATE) AS date, entity, source FROM _new) n USING ({keys})""",
-                {"t": t},
-            ).fetchall()[0][0]
-            self.con.execute("INSERT INTO builds VALUES ($t, $w, $n)", {"t": t, "w": written + deleted, "n": len(feats)})
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _cur AS {self._latest_sql(None)}")
+                written = self.con.execute(
+                    f"""INSERT INTO daily_features
+                        SELECT {", ".join("n." + c for c in output_columns(self.cfg))}, $t, false
+                        FROM (SELECT CAST(date AS DATE) AS date, * EXCLUDE (date) FROM _new) n
+                        LEFT JOIN _cur c USING ({keys})
+                        WHERE c.entity IS NULL OR {self._changed_sql()}""",
+                    {"t": t},
+                ).fetchall()[0][0]
+                nulls = ", ".join("NULL" for _ in feature_columns(self.cfg))
+                deleted = self.con.execute(
+                    f"""INSERT INTO daily_features
+                        SELECT c.date, c.entity, c.source, {nulls}, NULL, $t, true
+                        FROM _cur c ANTI JOIN (SELECT CAST(date AS DATE) AS date, entity, source FROM _new) n USING ({keys})""",
+                    {"t": t},
+                ).fetchall()[0][0]
+                self.con.execute("INSERT INTO builds VALUES ($t, $w, $n)", {"t": t, "w": written + deleted, "n": len(feats)})
         finally:
             self.con.unregister("_new")
         log.info("build at %s: %d feature rows, %d new versions, %d tombstones", t, len(feats), written, deleted)

@@ -106,7 +106,8 @@ def _decoded_lines(path: Path) -> Iterator[str]:
             yield raw.decode("utf-8", errors="surrogateescape")
 
 
-def _has_surrogates(value: str) -> bool:
+def has_surrogates(value: str) -> bool:
+    """True if ``value`` holds lone surrogates: bytes that did not decode (surrogateescape)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -123,7 +124,7 @@ def _csv_rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, dict]]:
         header = next(reader)
     except StopIteration:
         return
-    if any(_has_surrogates(h) for h in header):
+    if any(has_surrogates(h) for h in header):
         raise ValueError(f"{path}: the header line is not valid UTF-8")
     end = reader.line_num
     while True:
@@ -141,7 +142,7 @@ def _csv_rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, dict]]:
         if not fields:  # a blank line separates nothing in CSV; it is not a row
             continue
         raw = ",".join(fields)
-        if any(_has_surrogates(f) for f in fields):
+        if any(has_surrogates(f) for f in fields):
             rejects.add(str(path), start, "", _UNDECODABLE, raw.encode("utf-8", "replace").decode())
         elif len(fields) != len(header):
             rejects.add(str(path), start, "", f"malformed CSV row: expected {len(header)} fields, got {len(fields)}", raw)
@@ -153,7 +154,7 @@ def _jsonl_rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, dict]]:
     for line_no, line in enumerate(_decoded_lines(path), start=1):
         if not line.strip():
             continue
-        if _has_surrogates(line):
+        if has_surrogates(line):
             rejects.add(str(path), line_no, "", _UNDECODABLE, line.encode("utf-8", "replace").decode())
             continue
         try:

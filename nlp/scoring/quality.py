@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 
+from nlp.readers.records import has_surrogates
+
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->", re.S)
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[A-Za-z]{2,10});")
 _NOISE = re.compile(r"https?://\S+|www\.\S+|[$#@]\w+")
@@ -125,7 +127,7 @@ def check_text(text: object, max_chars: int = 100_000, strip: bool = True, flag_
         return Checked(None, "empty text: expected non-whitespace text")
     if len(text) > max_chars:
         return Checked(None, f"text too long: {len(text):,} characters > limit {max_chars:,}")
-    if "\ufffd" in text or _has_surrogates(text):
+    if "\ufffd" in text or has_surrogates(text):
         return Checked(None, "undecodable bytes: text holds replacement characters or lone surrogates")
     stripped = False
     if strip and has_html(text):
@@ -137,11 +139,3 @@ def check_text(text: object, max_chars: int = 100_000, strip: bool = True, flag_
         if why:
             return Checked(None, f"non-English text: {why}", stripped)
     return Checked(text, None, stripped)
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
