@@ -125,7 +125,6 @@ def bench(args) -> dict:
     result["n_distinct"] = len(set(texts))
     torch.manual_seed(0)
     sm = load_classifier(args.model)
-    id2label = sm.model.config.id2label
     result["model_id"] = sm.meta.model_id
 
     rng = np.random.default_rng(0)

@@ -59,6 +59,9 @@ def finetune_cmd(
     lora_alpha: Optional[int] = typer.Option(None),
     lora_dropout: Optional[float] = typer.Option(None),
     lora_target: Optional[list[str]] = typer.Option(None, "--lora-target", help="Module names to adapt (repeat)."),
+    teacher: Optional[list[Path]] = typer.Option(None, "--teacher", help="Distil from these artifacts (repeat; averaged)."),
+    unlabeled: Optional[list[str]] = typer.Option(None, "--unlabeled", help="Unlabeled text for distillation: news:N, social:N, transcripts:N."),
+    distill_alpha: Optional[float] = typer.Option(None, help="Weight of the teachers' soft targets (0..1)."),
     patience: Optional[int] = typer.Option(None, help="Evaluations without macro-F1 gain before stopping."),
     evals_per_epoch: Optional[int] = typer.Option(None),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="bf16 autocast (AMX) for the forward pass."),
@@ -77,7 +80,9 @@ def finetune_cmd(
         given = dict(base=base, method=method, train_sets=train, val_sets=val, model_id=model_id, sources=source,
                      epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr, weight_decay=weight_decay,
                      warmup_ratio=warmup_ratio, schedule=schedule, balance=balance, lora_r=lora_r,
-                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target, patience=patience,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
+                     patience=patience, distill_alpha=distill_alpha,
+                     teachers=[str(t) for t in teacher or []], unlabeled=unlabeled,
                      evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads, calibrate=calibrate,
                      max_train_examples=max_train_examples)
         fields.update({k: v for k, v in given.items() if v is not None and v != []})

@@ -109,7 +109,7 @@ class FeatureStore:
             raise StoreError(f"{table}: incoming rows lack column(s) {missing}")
         now = pd.Timestamp(ingested_at) if ingested_at is not None else pd.Timestamp.now(tz="UTC")
         select = ", ".join(
-            (f"coalesce(ingested_at, $now)" if "ingested_at" in cols else "$now") if f.name == "ingested_at"
+            ("coalesce(ingested_at, $now)" if "ingested_at" in cols else "$now") if f.name == "ingested_at"
             else (f'"{f.name}"' if f.name in cols else f"NULL::{_DUCK_TYPES[f.type]}")
             for f in schema
         )

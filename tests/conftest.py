@@ -18,6 +18,20 @@ import pytest
 from nlp.paths import datasets_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test session writes its caches (numeric checks, ONNX graphs, teacher labels) to a
+    temporary folder, never to the user's ~/.cache/altsignal."""
+    path = tmp_path_factory.mktemp("altsignal_cache")
+    old = os.environ.get("ALTSIGNAL_CACHE")
+    os.environ["ALTSIGNAL_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ALTSIGNAL_CACHE", None)
+    else:
+        os.environ["ALTSIGNAL_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_datasets():
     path = datasets_dir()

@@ -1,11 +1,10 @@
-"""Shared fixtures of the scoring tests: an untrained-head MiniLM artifact and a private cache.
+"""Shared fixtures of the scoring tests: an untrained-head MiniLM artifact and a tiny random one.
 
 An untrained classification head is enough for what these tests check (invariance, resume,
 streaming, Ray equality, row bookkeeping); accuracy is the benchmark's and the numeric check's job.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -44,15 +43,3 @@ def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny")
     save_classifier(model, tok, ModelMeta(model_id="test-tiny", base=PACKAGED_MINILM, max_length=64), out)
     return out
-
-
-@pytest.fixture(scope="session", autouse=True)
-def private_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("altsignal_cache")
-    old = os.environ.get("ALTSIGNAL_CACHE")
-    os.environ["ALTSIGNAL_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ALTSIGNAL_CACHE", None)
-    else:
-        os.environ["ALTSIGNAL_CACHE"] = old

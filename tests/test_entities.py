@@ -1,7 +1,6 @@
 """Entity resolution: cashtags, explicit tickers, company names via the alias table."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from nlp.entities import EntityResolver, cashtags, company_aliases, load_alias_table, normalize_ticker, stocknet_aliases

@@ -38,3 +38,23 @@ def test_default_model_loads_offline_and_scores_the_sample_set():
     acc = (pred == df["label"].to_numpy()).mean()
     assert acc >= 0.75, f"default model accuracy on sample:labeled is {acc:.3f}"
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path):
+    """`altsignal eval` on the shared test splits gives the numbers committed beside the card."""
+    import json
+
+    from nlp.models.evaluate import evaluate
+
+    card = json.loads((default_model_path() / "eval" / "results.json").read_text())
+    model_id = read_meta(default_model_path()).model_id
+    sets = list(card["sets"])
+    assert {"fpb:50agree:test", "fpb:allagree:test", "tfns:valid"} <= set(sets)
+    report = evaluate([], sets, tmp_path, baselines=[], n_boot=10, progress=False)
+    for name in sets:
+        want, got = card["sets"][name]["results"][model_id], report["sets"][name]["results"][model_id]
+        n = card["sets"][name]["n"]
+        assert report["sets"][name]["n"] == n
+        # Same predictions up to at most one near-tie flipped by a different thread count.
+        assert abs(got["accuracy"] - want["accuracy"]) <= 1 / n + 1e-12, name
+        assert got["confusion_matrix"] == want["confusion_matrix"] or abs(got["macro_f1"] - want["macro_f1"]) < 0.01, name

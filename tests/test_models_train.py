@@ -57,7 +57,10 @@ def test_finetune_end_to_end_roundtrip(tmp_path, method):
     p2 = predict_proba(load_classifier(out), TINY["text"].tolist()).numpy()
     np.testing.assert_allclose(p1, p2, atol=1e-6)
     if method == "lora":
-        assert (out / "adapter" / "adapter_model.safetensors").exists()
+        from safetensors import safe_open
+
+        with safe_open(out / "adapter" / "adapter_model.safetensors", "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}  # half the bytes in git
         assert not (out / "model.safetensors").exists()
         unmerged = load_classifier(out, merge_lora=False)
         np.testing.assert_allclose(p1, predict_proba(unmerged, TINY["text"].tolist()).numpy(), atol=1e-4)

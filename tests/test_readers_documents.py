@@ -7,8 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nlp.contracts import DOCUMENT_SCHEMA, ContractError
-from nlp.paths import SAMPLE_DIR
-from nlp.readers.documents import PRESETS, ColumnMapping, iter_documents, load_preset, read_documents
+from nlp.readers.documents import PRESETS, iter_documents, load_preset, read_documents
 from nlp.rejects import Rejects
 
 NEWS = PRESETS["sample:news"].mapping

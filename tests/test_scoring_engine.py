@@ -8,7 +8,7 @@ import pytest
 from nlp.paths import SAMPLE_DIR
 from nlp.scoring.config import EngineConfig
 from nlp.scoring.engine import ScoringEngine
-from scoring_support import minilm_model, private_cache, tiny_model  # noqa: F401  (fixtures)
+from scoring_support import minilm_model, tiny_model  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +15,7 @@ from nlp.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobMismatch, JobSpec, read_scores, run_job
-from scoring_support import private_cache, tiny_model  # noqa: F401  (fixtures)
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 NEWS = SAMPLE_DIR / "news.csv"
 COMPARE = ["doc_id", "unit", "model_id", "p_neg", "p_neu", "p_pos", "score", "n_tokens", "source",

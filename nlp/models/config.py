@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from nlp.models.artifact import PACKAGED_MINILM
 
@@ -37,6 +37,12 @@ class FinetuneConfig(BaseModel):
     # BERT-style module names: attention projections plus every dense layer (attention
     # output, FFN in/out, pooler). The classifier head is always fully trained.
     lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # Distillation (nlp.models.distill): artifact folders whose averaged calibrated probabilities
+    # are soft targets, and unlabeled in-domain text they label ("news:8000", "social:20000",
+    # "transcripts:5000"). Loss = (1 - distill_alpha) * CE(true labels) + distill_alpha * CE(soft).
+    teachers: list[str] = Field(default_factory=list)
+    unlabeled: list[str] = Field(default_factory=list)
+    distill_alpha: float = Field(0.5, ge=0, le=1)
     patience: int = Field(2, ge=1)  # evaluations without a macro-F1 gain before stopping
     evals_per_epoch: int = Field(1, ge=1)
     bf16: bool = False  # bf16 autocast on CPU (AMX); fp32 master weights either way
@@ -44,6 +50,14 @@ class FinetuneConfig(BaseModel):
     threads: int | None = None  # torch intra-op threads; None = torch default
     calibrate: bool = True
     max_train_examples: int | None = None  # take a seeded subsample (quick trials, tests)
+
+    @model_validator(mode="after")
+    def _distillation_needs_teachers(self) -> "FinetuneConfig":
+        if self.unlabeled and not self.teachers:
+            raise ValueError("unlabeled text needs teachers to label it (--teacher)")
+        if self.teachers and self.balance == "sampling":
+            raise ValueError("balance='sampling' resamples labeled rows only; use 'weighted' or 'none' when distilling")
+        return self
 
     @field_validator("train_sets")
     @classmethod

@@ -41,6 +41,7 @@ from nlp.paths import SPLITS_DIR
 
 log = logging.getLogger(__name__)
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
+UNLABELED = -100  # torch's CrossEntropyLoss ignore_index
 
 
 def seed_everything(seed: int) -> None:
@@ -78,24 +79,47 @@ def load_sets(names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def encode_labels(labels) -> np.ndarray:
-    unknown = sorted(set(labels) - set(LABELS))
+def encode_labels(labels, allow_missing: bool = False) -> np.ndarray:
+    """Class indices; with ``allow_missing``, missing labels (None/NaN) become ``UNLABELED``."""
+    labels = list(labels)
+    missing = [l is None or (isinstance(l, float) and math.isnan(l)) for l in labels]
+    if any(missing) and not allow_missing:
+        raise ValueError("missing label(s); every training and validation row needs one")
+    unknown = sorted({l for l, m in zip(labels, missing) if not m} - set(LABELS))
     if unknown:
         raise ValueError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
-    return np.array([LABEL_INDEX[l] for l in labels], dtype=np.int64)
+    return np.array([UNLABELED if m else LABEL_INDEX[l] for l, m in zip(labels, missing)], dtype=np.int64)
+
+
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
+                  hard_loss: torch.nn.Module, alpha: float) -> torch.Tensor:
+    """Cross-entropy on the labeled rows, mixed with cross-entropy to ``soft`` targets if given.
+
+    Rows without a label (``UNLABELED``) contribute only through ``soft``.
+    """
+    labeled = labels != UNLABELED
+    hard = hard_loss(logits, labels) if labeled.any() else logits.sum() * 0.0
+    if soft is None:
+        return hard
+    soft_ce = -(soft * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    return (1 - alpha) * hard + alpha * soft_ce
 
 
 @dataclass
 class TokenizedSet:
-    """Token ids (unpadded) and labels, ready to be cut into length-sorted batches."""
+    """Token ids (unpadded) and labels, ready to be cut into length-sorted batches.
+
+    ``labels`` is ``UNLABELED`` for rows that only have ``soft`` targets (distillation).
+    """
 
     input_ids: list[list[int]]
     labels: np.ndarray
+    soft: np.ndarray | None = None  # (n, classes) target probabilities
 
     @classmethod
-    def build(cls, tokenizer, texts: list[str], labels, max_length: int) -> "TokenizedSet":
+    def build(cls, tokenizer, texts: list[str], labels, max_length: int, soft: np.ndarray | None = None) -> "TokenizedSet":
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-        return cls(enc["input_ids"], np.asarray(labels, dtype=np.int64))
+        return cls(enc["input_ids"], np.asarray(labels, dtype=np.int64), soft)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -120,6 +144,8 @@ class TokenizedSet:
     def collate(self, tokenizer, rows: np.ndarray) -> dict[str, torch.Tensor]:
         enc = tokenizer.pad({"input_ids": [self.input_ids[i] for i in rows]}, return_tensors="pt")
         enc["labels"] = torch.from_numpy(self.labels[rows])
+        if self.soft is not None:
+            enc["soft"] = torch.from_numpy(self.soft[rows])
         return dict(enc)
 
 
@@ -225,8 +251,12 @@ def train_classifier(
     cfg: FinetuneConfig,
     progress: bool = True,
     on_best: Callable[["TrainResult"], None] | None = None,
+    soft: np.ndarray | None = None,
 ) -> TrainResult:
     """Train on ``train`` (text/label), early-stop on ``val`` macro-F1; returns the best model.
+
+    ``soft`` (distillation) holds target probabilities for every ``train`` row, whose label may
+    then be missing (unlabeled text).
 
     ``on_best`` is called with the current state at each new best evaluation (checkpointing),
     so a run that is stopped (SIGTERM/SIGINT, or killed) still leaves its best model behind.
@@ -240,16 +270,20 @@ def train_classifier(
     rng = np.random.default_rng(cfg.seed)
     if len(train) == 0:
         raise ValueError("empty training set")
+    if soft is not None and len(soft) != len(train):
+        raise ValueError(f"soft targets for {len(soft)} rows but {len(train)} training rows")
     if cfg.max_train_examples and len(train) > cfg.max_train_examples:
-        train = train.sample(cfg.max_train_examples, random_state=cfg.seed)
-    y_train = encode_labels(train["label"])
+        pick = train.reset_index(drop=True).sample(cfg.max_train_examples, random_state=cfg.seed).index.to_numpy()
+        train = train.iloc[pick]
+        soft = soft[pick] if soft is not None else None
+    y_train = encode_labels(train["label"], allow_missing=soft is not None)
     y_val = encode_labels(val["label"])
 
     tokenizer, model = _prepare_model(cfg)
-    tr = TokenizedSet.build(tokenizer, train["text"].tolist(), y_train, cfg.max_length)
+    tr = TokenizedSet.build(tokenizer, train["text"].tolist(), y_train, cfg.max_length, soft)
     va = TokenizedSet.build(tokenizer, val["text"].tolist(), y_val, cfg.max_length)
 
-    weights = class_weights(y_train) if cfg.balance == "weighted" else None
+    weights = class_weights(y_train[y_train != UNLABELED]) if cfg.balance == "weighted" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     steps_per_epoch = math.ceil(len(tr) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -272,10 +306,10 @@ def train_classifier(
             for i, rows in enumerate(tr.batches(cfg.batch_size, rng, order)):
                 model.train()
                 batch = tr.collate(tokenizer, rows)
-                labels = batch.pop("labels")
+                labels, targets = batch.pop("labels"), batch.pop("soft", None)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                     logits = model(**batch).logits
-                loss = loss_fn(logits.float(), labels)
+                loss = training_loss(logits.float(), labels, targets, loss_fn, cfg.distill_alpha)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
                 opt.step()
@@ -390,6 +424,9 @@ def finetune(
         "torch": torch.__version__,
         **(extra or {}),
     }
+    soft = None
+    if cfg.teachers:
+        train, soft, fixed["distillation"] = _distillation_data(train, cfg, progress)
 
     def write(res: TrainResult, final: bool) -> Path:
         temperature = fit_temperature(res.val_logits, y_val) if cfg.calibrate else 1.0
@@ -406,5 +443,24 @@ def finetune(
         return _save_atomically(res.model, res.tokenizer, meta, out)
 
     on_best = (lambda r: write(r, final=False)) if checkpoint else None
-    res = train_classifier(train, val, cfg, progress=progress, on_best=on_best)
+    res = train_classifier(train, val, cfg, progress=progress, on_best=on_best, soft=soft)
     return write(res, final=True)
+
+
+def _distillation_data(train: pd.DataFrame, cfg: FinetuneConfig, progress: bool) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Labeled rows plus unlabeled text, the teachers' soft targets for all of them, and a record."""
+    from nlp.models.distill import labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    unl = load_unlabeled(cfg.unlabeled, cfg.seed, exclude=labeled_keys()) if cfg.unlabeled else None
+    if unl is not None and len(unl):
+        train = pd.concat([train, unl.assign(label=None)], ignore_index=True)
+    soft = teacher_probs(cfg.teachers, train["text"].tolist(), cfg.max_length, progress)
+    record = {
+        "teachers": teacher_fingerprints(cfg.teachers),
+        "alpha": cfg.distill_alpha,
+        "unlabeled_rows": {} if unl is None else unl["set"].value_counts().to_dict(),
+        "unlabeled_sha256": None if unl is None else hashlib.sha256("\n".join(unl["text"]).encode()).hexdigest(),
+    }
+    return train, soft, record
