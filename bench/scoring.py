@@ -82,10 +82,6 @@ def useful_gflop(model, n_tokens: np.ndarray) -> float:
     return float((layers * per_layer).sum() / 1e9)
 
 
-def accuracy(pred_labels, gold) -> float:
-    return float(np.mean(np.asarray(pred_labels) == np.asarray(gold)))
-
-
 def run_pipeline(sm, texts: list[str], threads: int, batch_size: int | None) -> tuple[list[str], float]:
     import torch
     from transformers import pipeline
@@ -106,10 +102,11 @@ def bench(args) -> dict:
     import torch
 
     from nlp.models.artifact import load_classifier
+    from nlp.models.metrics import accuracy
     from nlp.scoring.backends import cpu_has_fast_bf16
     from nlp.scoring.config import EngineConfig
     from nlp.scoring.engine import ScoringEngine
-    from nlp.scoring.numeric import candidate_paths, int8_graph, read_check
+    from nlp.scoring.numeric import candidate_paths, read_check
 
     if args.model is None:
         from nlp.models import default_model_path
@@ -147,8 +144,6 @@ def bench(args) -> dict:
         cfg = EngineConfig(numeric=numeric, threads=args.threads, batch_tokens=args.batch_tokens)
         t_build = time.perf_counter()
         eng = ScoringEngine(args.model, cfg)
-        if eng.numeric == "int8":
-            int8_graph(eng)
         build_s = time.perf_counter() - t_build
         eng.score(texts[:64])  # warm-up: kernels, JIT
         eng._cache.clear()

@@ -110,7 +110,6 @@ class EntityResolver:
 
         self.nlp = spacy.blank("en")
         self.matcher = PhraseMatcher(self.nlp.vocab, attr="ORTH")
-        self.aliases = aliases
         for ticker, group in aliases.groupby("ticker"):
             self.matcher.add(ticker, list(self.nlp.tokenizer.pipe(group["alias"].tolist())))
 

@@ -163,11 +163,12 @@ def compute_features(
     if as_of_ts is not None and as_of_ts.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     where = ["ingested_at <= $as_of"] if as_of_ts is not None else []
-    models = [r[0] for r in con.execute(f"SELECT DISTINCT model_id FROM {table}").fetchall()]
     if model_id is not None:
         where.append("model_id = $model_id")
-    elif len(models) > 1:
-        raise ContractError(f"scores from several models {sorted(map(str, models))}: pass model_id to choose one")
+    else:
+        models = [r[0] for r in con.execute(f"SELECT DISTINCT model_id FROM {table}").fetchall()]
+        if len(models) > 1:
+            raise ContractError(f"scores from several models {sorted(map(str, models))}: pass model_id to choose one")
     params = {k: v for k, v in (("as_of", as_of_ts), ("model_id", model_id)) if v is not None}
     where_sql = ("WHERE " + " AND ".join(where)) if where else ""
 

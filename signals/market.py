@@ -30,6 +30,7 @@ import logging
 import re
 import urllib.request
 import zipfile
+from datetime import time
 from pathlib import Path
 
 import numpy as np
@@ -229,8 +230,8 @@ def _packaged_french(frequency: str) -> pd.DataFrame:
 
 def close_instant(dates: pd.DatetimeIndex, at: str, tz: str) -> pd.DatetimeIndex:
     """``at`` (HH:MM) local time on each date, as UTC instants."""
-    hh, mm = (int(x) for x in at.split(":"))
-    local = pd.DatetimeIndex(dates).normalize() + pd.Timedelta(hours=hh, minutes=mm)
+    t = time.fromisoformat(at)
+    local = pd.DatetimeIndex(dates).normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
     return local.tz_localize(tz).tz_convert("UTC")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from signals.config import DEFAULT_CONFIG, SessionConfig
+from signals.market import close_instant
 
 _CAL_START = pd.Timestamp("1990-01-01")
 _CAL_END_YEARS_AHEAD = 1
@@ -37,9 +38,7 @@ def sessions(calendar: str = "XNYS", start=None, end=None) -> pd.DatetimeIndex:
 
 def session_cutoffs(dates, cutoff: str = "16:00", tz: str = "America/New_York") -> pd.DatetimeIndex:
     """The cutoff instant (UTC) of each session date."""
-    t = time.fromisoformat(cutoff)
-    local = pd.DatetimeIndex(dates).normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
-    return local.tz_localize(tz).tz_convert("UTC")
+    return close_instant(dates, cutoff, tz)
 
 
 def assign_session(

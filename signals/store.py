@@ -32,7 +32,7 @@ import pyarrow as pa
 from nlp.contracts import DOCUMENT_SCHEMA, SCORE_SCHEMA, validate_daily_features, validate_scores
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.features import compute_features, connect, feature_columns, output_columns, parquet_scan, query_df
-from signals.sessions import session_cutoffs, sessions
+from signals.sessions import session_cutoffs, session_index, sessions
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,7 @@ class FeatureStore:
 
         ``as_of`` may not precede the latest stored build: history is append-only.
         """
-        t = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC")
-        if t.tzinfo is None:
-            raise StoreError("as_of must be timezone-aware")
+        t = _aware(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
         last = self.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
         if last is not None and t < pd.Timestamp(last, unit="us", tz="UTC"):
             raise StoreError(f"build as_of {t} precedes the latest build {pd.Timestamp(last, unit='us', tz='UTC')}")
@@ -265,10 +263,9 @@ class FeatureStore:
         lo = pd.Timestamp(start) if start is not None else rows["date"].min()
         hi = pd.Timestamp(end) if end is not None else rows["date"].max()
         grid = pd.DataFrame({"date": sessions(self.cfg.sessions.calendar, lo, hi)})
-        all_ = sessions(self.cfg.sessions.calendar)
-        grid["s"] = all_.searchsorted(grid["date"])
+        grid["s"] = session_index(grid["date"], self.cfg.sessions.calendar)
         grid["cutoff"] = session_cutoffs(grid["date"], self.cfg.sessions.cutoff, self.cfg.sessions.tz)
-        rows["s"] = all_.searchsorted(rows["date"])
+        rows["s"] = session_index(rows["date"], self.cfg.sessions.calendar)
         self.con.register("_rows", rows)
         self.con.register("_grid", grid)
         decay = ", ".join(f"e.{c} * pow(0.5, (g.s - e.s) / {fc.event_half_life}.0) AS {c}" for c in DECAYED_EVENT_COLUMNS)

@@ -26,20 +26,16 @@ import logging
 import numpy as np
 import pandas as pd
 
-from timing.config import DataConfig
+from timing.config import DataConfig, horizon_periods
 from timing.dataset import MASK_SUFFIX
 
 log = logging.getLogger(__name__)
 
-DECISION_TIME = "16:00"
-DECISION_TZ = "America/New_York"
-
-
 def as_of_align(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
     """Put each row of ``frame`` (with a ``known_at`` column) on the first decision date that knows it."""
-    from signals.market import close_instant
+    from signals.market import french_known_at
 
-    decision = close_instant(dates, DECISION_TIME, DECISION_TZ)
+    decision = french_known_at(dates)  # the decision is taken at the close of each date
     pos = decision.searchsorted(pd.DatetimeIndex(frame["known_at"]), side="left")
     values = frame.drop(columns="known_at")
     keep = pos < len(dates)
@@ -83,7 +79,7 @@ def add_activity_indicator(panel: pd.DataFrame, frequency: str) -> pd.DataFrame:
         spread = panel["macro.BAAFFM"] - panel["macro.AAAFFM"]
     else:
         return panel
-    per_month = {"monthly": 1, "weekly": 4, "daily": 21}[frequency]
+    per_month = horizon_periods(frequency, "monthly")
     activity = -spread.ffill()
     out = panel.copy()
     out["macro.activity_gap"] = activity - activity.rolling(120 * per_month, min_periods=12 * per_month).mean()

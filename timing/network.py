@@ -156,7 +156,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
             raise ValueError(f"{n} training samples leave nothing to fit after a validation tail of {n_val}")
         return slice(0, n_fit), slice(n - n_val, n)
 
-    def _train_one(self, X: np.ndarray, Y: np.ndarray, seed: int, params: dict) -> tuple[MultiTaskNet, float, int]:
+    def _train_one(self, X: np.ndarray, Y: np.ndarray, seed: int, params: dict) -> tuple[MultiTaskNet, float]:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         fit, val = self._split(len(X))
@@ -169,8 +169,8 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         opt = torch.optim.Adam(
             [{"params": net.parameters(), "weight_decay": params["weight_decay"]},
              {"params": loss_fn.parameters(), "weight_decay": 0.0}], lr=params["lr"])
-        best, best_state, best_epoch, stale = math.inf, None, 0, 0
-        for epoch in range(self.epochs):
+        best, best_state, stale = math.inf, None, 0
+        for _ in range(self.epochs):
             net.train()
             for idx in torch.randperm(len(xf), generator=gen).split(self.batch_size):
                 opt.zero_grad()
@@ -180,7 +180,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
             with torch.no_grad():
                 val_mse = float(((net(xv)["mean"] - yv) ** 2).mean())
             if val_mse < best - 1e-6:
-                best, best_epoch, stale = val_mse, epoch, 0
+                best, stale = val_mse, 0
                 best_state = {k: v.clone() for k, v in net.state_dict().items()}
             else:
                 stale += 1
@@ -188,7 +188,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
                     break
         net.load_state_dict(best_state)
         net.eval()
-        return net, best, best_epoch
+        return net, best
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "MultiTaskTimer":
         X = np.asarray(X, dtype=np.float32)
@@ -204,9 +204,9 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         candidates = [dict(base, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] or [base]
         scored = []
         for params in candidates:
-            net, score, epoch = self._train_one(X, Y, self.seeds[0], params)
+            net, score = self._train_one(X, Y, self.seeds[0], params)
             scored.append((score, params, net))
-        score, self.best_params_, first = min(scored, key=lambda s: s[0])
+        _, self.best_params_, first = min(scored, key=lambda s: s[0])
         self.grid_scores_ = [(p, s) for s, p, _ in scored]
         self.models_ = [first] + [self._train_one(X, Y, s, self.best_params_)[0] for s in self.seeds[1:]]
         self.n_features_in_ = X.shape[2]

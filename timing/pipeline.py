@@ -246,11 +246,10 @@ def _timing_config(cfg: RunConfig, db: Path, folder: Path):
     return TimingConfig(**raw)
 
 
-def _timing_stage(cfg: RunConfig, db: Path, folder: Path) -> dict:
+def _timing_stage(tcfg, folder: Path) -> dict:
     from timing.backtest import run_backtest, save_backtest
     from timing.data import load_panel
 
-    tcfg = _timing_config(cfg, db, folder)
     panel = load_panel(tcfg.data)
     result = run_backtest(tcfg, panel, progress=True)
     save_backtest(result, folder)
@@ -312,7 +311,8 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
                                          lambda f: _features_stage(cfg, root / "documents", root / "scores", f))
 
     db = root / "features" / "features.duckdb"
-    k_timing = stage_key("timing", k_feat, _timing_config(cfg, db, root / "timing").model_dump(mode="json"))
-    summaries["timing"] = cached_stage(root / "timing", k_timing, lambda f: _timing_stage(cfg, db, f))
+    tcfg = _timing_config(cfg, db, root / "timing")  # its output_dir is the stage folder
+    k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"))
+    summaries["timing"] = cached_stage(root / "timing", k_timing, lambda f: _timing_stage(tcfg, f))
 
     return _report(cfg, summaries, root / "timing")

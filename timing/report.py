@@ -21,7 +21,6 @@ import pandas as pd  # noqa: E402
 from nlp.rejects import atomic_path, atomic_write_text  # noqa: E402
 
 NETWORK = "network"
-NON_BASELINES = {NETWORK}
 
 
 def _save(fig, path: Path) -> None:

@@ -56,7 +56,8 @@ def default_threads() -> int:
 class ScoringEngine:
     """Load a model artifact once; ``score(texts)`` as many times as needed."""
 
-    def __init__(self, model_path: str | Path, config: EngineConfig | None = None, numeric: str | None = None) -> None:
+    def __init__(self, model_path: str | Path, config: EngineConfig | None = None, numeric: str | None = None,
+                 model_hash: str | None = None) -> None:
         """``numeric`` overrides ``config.numeric`` with an already resolved path (used by workers)."""
         import torch
 
@@ -70,7 +71,8 @@ class ScoringEngine:
         if self.config.device == "cpu":
             torch.set_num_threads(self.threads)
         self.sm = load_classifier(self.model_path)
-        self.model_hash = artifact_hash(self.model_path)
+        # Ray actors get the driver's hash instead of re-reading every weight file per chunk.
+        self.model_hash = model_hash or artifact_hash(self.model_path)
         self.max_tokens = self.config.max_tokens or self.sm.meta.max_length
         self._cache: dict[bytes, tuple[np.ndarray, int, bool]] = {}
         self.n_texts = 0  # texts asked for

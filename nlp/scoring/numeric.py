@@ -46,7 +46,7 @@ VALIDATION_CAP = 2000
 CALIBRATION_ROWS = 512
 
 
-def labeled_texts(name: str, cap: int, seed: int = 0):
+def labeled_texts(name: str, cap: int):
     """(texts, labels) of labeled sets joined by ``+``, a seeded sample of at most ``cap`` rows; None if unavailable."""
     try:
         import pandas as pd
@@ -58,11 +58,11 @@ def labeled_texts(name: str, cap: int, seed: int = 0):
         log.warning("labeled set %s unavailable (%s)", name, exc)
         return None
     if len(df) > cap:
-        df = df.sample(n=cap, random_state=seed)
+        df = df.sample(n=cap, random_state=0)
     return df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
 
 
-def int8_graph(engine: "ScoringEngine", calibration_texts: list[str] | None = None) -> Path:
+def int8_graph(engine: "ScoringEngine") -> Path:
     """Path of the cached static-int8 graph of the engine's model, building it if needed."""
     folder = cache_dir() / "onnx" / engine.model_hash
     out = folder / "model.int8.onnx"
@@ -71,20 +71,11 @@ def int8_graph(engine: "ScoringEngine", calibration_texts: list[str] | None = No
     fp32 = folder / "model.fp32.onnx"
     if not fp32.exists():
         export_onnx(engine.sm.model, fp32)
-    if calibration_texts is None:
-        got = labeled_texts(engine.sm.meta.extra.get("calibration_set", DEFAULT_CALIBRATION_SET), CALIBRATION_ROWS)
-        calibration_texts = got[0] if got else _sample_texts()
-    ids, _ = engine.tokenize(calibration_texts)
+    got = (labeled_texts(engine.sm.meta.extra.get("calibration_set", DEFAULT_CALIBRATION_SET), CALIBRATION_ROWS)
+           or labeled_texts("sample:labeled", CALIBRATION_ROWS))
+    ids, _ = engine.tokenize(got[0])
     batches = [(input_ids, mask) for _, input_ids, mask in engine.batches(ids)]
     return quantize_static_int8(fp32, out, batches)
-
-
-def _sample_texts() -> list[str]:
-    from nlp.paths import SAMPLE_DIR
-
-    import pandas as pd
-
-    return pd.read_csv(SAMPLE_DIR / "labeled_sentences.csv")["text"].astype(str).tolist()
 
 
 def make_backend(engine: "ScoringEngine", numeric: str):

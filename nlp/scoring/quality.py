@@ -92,10 +92,11 @@ def _stopwords() -> tuple[frozenset[str], dict[str, tuple[int, ...]]]:
 def detect_non_english(text: str) -> str | None:
     """A reason string when the text looks non-English, else None (see module docstring)."""
     clean = _NOISE.sub(" ", text).lower()
-    letters = [c for c in clean if c.isalpha()]
-    non_ascii = sum(not c.isascii() for c in letters) / max(len(letters), 1)
-    if len(letters) >= 3 and non_ascii > 0.5:  # CJK scripts have no spaces: count letters, not words
-        return f"{non_ascii:.0%} of letters are non-ASCII"
+    if not clean.isascii():  # the letter count only matters when some letters are non-ASCII
+        letters = [c for c in clean if c.isalpha()]
+        non_ascii = sum(not c.isascii() for c in letters) / max(len(letters), 1)
+        if len(letters) >= 3 and non_ascii > 0.5:  # CJK scripts have no spaces: count letters, not words
+            return f"{non_ascii:.0%} of letters are non-ASCII"
     words = _WORD.findall(clean)
     if len(words) < 3:
         return None

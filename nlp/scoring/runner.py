@@ -23,6 +23,8 @@ from nlp.scoring.engine import Scored, ScoringEngine, normalize_text
 
 log = logging.getLogger(__name__)
 
+BATCH_ROWS = 1024  # texts per Ray Data batch handed to an actor
+
 
 def make_scorer(engine: ScoringEngine, config: JobConfig):
     if config.engine_kind == "local":
@@ -33,8 +35,8 @@ def make_scorer(engine: ScoringEngine, config: JobConfig):
 class _ScoreActor:
     """Ray Data callable class: one engine per actor, reused for every batch it gets."""
 
-    def __init__(self, model_path: str, config: dict, numeric: str) -> None:
-        self.engine = ScoringEngine(model_path, EngineConfig(**config), numeric=numeric)
+    def __init__(self, model_path: str, config: dict, numeric: str, model_hash: str) -> None:
+        self.engine = ScoringEngine(model_path, EngineConfig(**config), numeric=numeric, model_hash=model_hash)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         scored = self.engine.score(batch["text"].tolist())
@@ -45,16 +47,17 @@ class _ScoreActor:
 
 
 class RayScorer:
-    def __init__(self, engine: ScoringEngine, concurrency: int = 2, batch_rows: int = 1024) -> None:
+    def __init__(self, engine: ScoringEngine, concurrency: int = 2) -> None:
         import ray
 
         if not ray.is_initialized():
             ray.init(include_dashboard=False, ignore_reinit_error=True)
-        self.engine, self.concurrency, self.batch_rows = engine, concurrency, batch_rows
+        self.engine, self.concurrency = engine, concurrency
         cfg = engine.config.model_dump()
         # Each actor gets an equal share of this machine's threads unless told otherwise.
         cfg["threads"] = engine.config.threads or max(1, engine.threads // concurrency)
-        self.ctor = {"model_path": str(engine.model_path), "config": cfg, "numeric": engine.numeric}
+        self.ctor = {"model_path": str(engine.model_path), "config": cfg, "numeric": engine.numeric,
+                     "model_hash": engine.model_hash}
 
     def __call__(self, texts: list[str]) -> Scored:
         import ray
@@ -66,7 +69,7 @@ class RayScorer:
             return Scored(np.zeros((0, n_labels), np.float32), np.zeros(0, np.int32), np.zeros(0, bool))
         ds = ray.data.from_pandas(pd.DataFrame({"i": np.arange(len(uniq)), "text": uniq}))
         res = ds.map_batches(_ScoreActor, fn_constructor_kwargs=self.ctor, concurrency=self.concurrency,
-                             batch_size=self.batch_rows, batch_format="pandas").to_pandas()
+                             batch_size=BATCH_ROWS, batch_format="pandas").to_pandas()
         res = res.sort_values("i").reset_index(drop=True)
         where = {t: k for k, t in enumerate(uniq)}
         idx = np.array([where[t] for t in norm])
