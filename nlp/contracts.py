@@ -10,6 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from nlp.errors import UsageError
+from nlp.errors import UsageError
 from nlp.rejects import Rejects
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -17,7 +19,7 @@ SOURCES: tuple[str, ...] = ("news", "social", "transcript")
 MARKET_ENTITY = "__MARKET__"  # entity key of market-wide rows (documents without tickers)
 
 
-class ContractError(ValueError):
+class ContractError(UsageError):
     """A frame does not meet a contract as a whole (e.g. a required column is missing)."""
 
 
@@ -34,8 +36,6 @@ DOCUMENT_SCHEMA = pa.schema(
         ("url", pa.string()),
     ]
 )
-
-LABELED_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.string())])
 
 SCORE_SCHEMA = pa.schema(
     [
@@ -101,7 +101,12 @@ def validate_documents(
     require_columns(df, ["doc_id", "source", "published_at", "text"], "Document")
     out = df.copy()
     out = _reject_mask(out, _blank(out["doc_id"]), "doc_id", "missing doc_id: expected a non-empty string", rejects, source)
+    ids = out["doc_id"].astype("string")
+    out = _reject_mask(out, ids.str.contains(r"[\x00-\x1f\x7f]").fillna(False).astype(bool), "doc_id",
+                       "invalid doc_id: control characters (NUL, tab, newline...) are not allowed in ids", rejects, source)
     out = _reject_mask(out, _blank(out["text"]), "text", "missing text: expected non-empty text", rejects, source)
+    nul = out["text"].astype("string").str.contains("\x00", regex=False).fillna(False).astype(bool)
+    out = _reject_mask(out, nul, "text", "invalid text: NUL bytes (binary data?)", rejects, source)
     bad_src = ~out["source"].isin(SOURCES)
     out = _reject_mask(out, bad_src, "source", f"unknown source: expected one of {list(SOURCES)}", rejects, source)
     ts = out["published_at"]

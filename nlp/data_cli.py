@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +24,7 @@ def register(app: typer.Typer) -> None:
 @data_app.command("splits")
 def splits_cmd(
     out_dir: Optional[Path] = typer.Option(None, help="Folder for the manifests (default corpora/splits)."),
-    check: bool = typer.Option(False, "--check", help="Only verify the committed manifests; exit 1 on a mismatch."),
+    check: bool = typer.Option(False, "--check", help="Only verify the committed manifests; exit 2 on a mismatch."),
 ) -> None:
     """Compute the canonical splits, write their manifests and print duplicate counts and sizes."""
     from rich.console import Console
@@ -34,11 +35,7 @@ def splits_cmd(
     console = Console()
     if check:
         for name in splits.SETS:
-            try:
-                splits.verify_manifest(name)
-            except splits.SplitManifestError as exc:
-                console.print(f"[red]{name}: {exc}")
-                raise typer.Exit(1)
+            splits.verify_manifest(name)  # a mismatch is a SplitManifestError: one line, exit 2
             console.print(f"{name}: manifest matches the data")
         return
     for name in splits.SETS:
@@ -82,6 +79,9 @@ def load_cmd(
     date_only: Optional[str] = typer.Option(None, help="end_of_day (default), start_of_day or reject."),
     time_format: Optional[str] = typer.Option(None, help="strptime layout when not ISO-8601."),
     extra: Optional[str] = typer.Option(None, help="Extra columns to carry, ','-separated."),
+    encoding: Optional[str] = typer.Option(None, help="Encoding of CSV/JSONL files without a byte-order mark (default utf-8)."),
+    earliest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at before this day (default 1990-01-01)."),
+    latest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at after this day (default: a day after now)."),
     chunk_rows: int = typer.Option(50_000, min=1, help="Rows per streamed chunk."),
 ) -> None:
     """Read a source into Document Parquet plus a rejects file; print the counts."""
@@ -90,6 +90,7 @@ def load_cmd(
 
     from pydantic import ValidationError
 
+    from nlp.errors import UsageError, describe_validation
     from nlp.readers.documents import PRESETS, ColumnMapping, iter_documents, write_documents
     from nlp.rejects import Rejects
 
@@ -97,7 +98,8 @@ def load_cmd(
         doc_id=tuple(doc_id.split(",")) if doc_id and "," in doc_id else doc_id, text=text,
         published_at=published_at, entities=entities, entity_sep=entity_sep, cashtags=cashtags, title=title,
         publisher=publisher, url=url, timezone=timezone, date_only=date_only, time_format=time_format,
-        extra=tuple(extra.split(",")) if extra else None,
+        extra=tuple(extra.split(",")) if extra else None, encoding=encoding,
+        earliest=earliest and earliest.date(), latest=latest and latest.date(),
     ).items() if v is not None}
     if spec in PRESETS:
         preset = PRESETS[spec]
@@ -112,7 +114,7 @@ def load_cmd(
     try:
         mapping = ColumnMapping(**given)
     except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise UsageError(describe_validation(exc, "bad column mapping option"), hint="see `altsignal data load --help`") from exc
 
     rejects = Rejects()
     console = Console(stderr=True)

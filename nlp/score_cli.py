@@ -5,8 +5,8 @@ fast.
 """
 from __future__ import annotations
 
-import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -15,29 +15,12 @@ import typer
 log = logging.getLogger(__name__)
 
 
-def input_columns(path: Path) -> set[str]:
-    """Column names of a CSV/JSONL/Parquet file, read from its header/first record/schema only."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return set(pq.read_schema(path).names)
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        if suffix == ".csv":
-            import csv
-
-            return set(next(csv.reader(fh), []))
-        for line in fh:
-            if line.strip():
-                return set(json.loads(line))
-    return set()
-
-
-def infer_mapping(files: list[Path], source: str):
+def infer_mapping(files: list[Path], source: str, encoding: str = "utf-8"):
     """(source, ColumnMapping) of the first preset whose columns the input has (``source`` may be auto)."""
     from nlp.readers.documents import PRESETS
+    from nlp.readers.records import input_columns
 
-    cols = input_columns(files[0])
+    cols = set(input_columns(files[0], encoding))
     for name, preset in PRESETS.items():
         if (source in ("auto", preset.source)) and set(preset.mapping.source_columns()) <= cols:
             log.info("input columns match preset %r: source=%s", name, preset.source)
@@ -54,8 +37,8 @@ def register(app: typer.Typer) -> None:
         input: list[str] = typer.Option(..., "--input", "-i", help="File, folder or glob of Parquet/JSONL/CSV (repeatable)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: rerun the same command after a crash)."),
         source: str = typer.Option("auto", help="news | social | transcript | auto (from the input's columns)."),
-        model: Optional[Path] = typer.Option(None, help="Model artifact folder; default: the shipped default model."),
-        numeric: str = typer.Option("auto", help="auto | fp32 | bf16 | int8 | fp16 (GPU). auto = fastest path that passed the accuracy check."),
+        model: Optional[str] = typer.Option(None, help="default, fast or a model artifact folder; default: the shipped default model."),
+        numeric: str = typer.Option("auto", help="auto | fp32 | bf16 | int8 | compile (bf16 through torch.compile) | fp16 (GPU). auto = fastest path that passed the accuracy check."),
         engine: str = typer.Option("local", help="local | ray (Ray Data; RAY_ADDRESS picks a cluster)."),
         ray_concurrency: int = typer.Option(2, help="Model-holding Ray actors."),
         device: str = typer.Option("cpu", help="cpu | cuda."),
@@ -70,6 +53,9 @@ def register(app: typer.Typer) -> None:
         title_col: Optional[str] = typer.Option(None),
         timezone: Optional[str] = typer.Option(None, help="Zone of naive timestamps (else they are rejected)."),
         time_format: Optional[str] = typer.Option(None, help="strptime layout when times are not ISO-8601."),
+        encoding: str = typer.Option("utf-8", help="Encoding of CSV/JSONL files without a byte-order mark (e.g. latin-1)."),
+        earliest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at before this day (default 1990-01-01)."),
+        latest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at after this day (default: a day after the job started)."),
         max_chars: int = typer.Option(100_000, help="Longer texts are rejected."),
         keep_html: bool = typer.Option(False, "--keep-html", help="Do not strip HTML tags/entities."),
         keep_non_english: bool = typer.Option(False, "--keep-non-english", help="Score texts flagged non-English."),
@@ -77,26 +63,36 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Score documents with a sentiment model; write Score rows, document aggregates, rejects."""
+        from pydantic import ValidationError
+
+        from nlp.contracts import SOURCES
+        from nlp.errors import UsageError, describe_validation
         from nlp.readers.documents import ColumnMapping
         from nlp.readers.records import expand_paths
         from nlp.scoring.config import EngineConfig, JobConfig
         from nlp.scoring.job import JobSpec, run_job
 
+        if source != "auto" and source not in SOURCES:
+            raise UsageError(f"--source {source!r} is not one of {['auto', *SOURCES]}")
+        options = {k: v for k, v in {
+            "entities": entities_col, "entity_sep": entity_sep, "title": title_col, "timezone": timezone,
+            "time_format": time_format, "encoding": encoding, "earliest": earliest and earliest.date(),
+            "latest": latest and latest.date()}.items() if v is not None}
+        try:  # the reading options first: the input's header is read in --encoding to infer the mapping
+            ColumnMapping.model_validate({"doc_id": "-", "text": "-", "published_at": "-"} | options)
+        except ValidationError as exc:
+            raise UsageError(describe_validation(exc, "bad reading option"), hint="see `altsignal score --help`") from exc
         files = expand_paths(input)
         if id_col and text_col and time_col:
             if source == "auto":
                 raise typer.BadParameter("--source auto needs a recognised layout; with explicit columns name the source")
-            mapping = ColumnMapping(doc_id=id_col, text=text_col, published_at=time_col, entities=entities_col,
-                                    entity_sep=entity_sep, title=title_col, timezone=timezone, time_format=time_format)
+            mapping = ColumnMapping.model_validate({"doc_id": id_col, "text": text_col, "published_at": time_col} | options)
         else:
-            source, mapping = infer_mapping(files, source)
-            updates = {k: v for k, v in {"entities": entities_col, "entity_sep": entity_sep, "title": title_col,
-                                         "timezone": timezone, "time_format": time_format}.items() if v}
-            mapping = mapping.model_copy(update=updates)
-        if model is None:
-            from nlp.models import default_model_path
+            source, mapping = infer_mapping(files, source, encoding)
+            mapping = ColumnMapping.model_validate(mapping.model_dump() | options)
+        from nlp.models import model_path
 
-            model = Path(default_model_path())
+        model = model_path(model)
         config = JobConfig(
             engine=EngineConfig(numeric=numeric, device=device, batch_tokens=batch_tokens, threads=threads),
             engine_kind=engine, ray_concurrency=ray_concurrency, chunk_rows=chunk_rows, max_chars=max_chars,
@@ -110,5 +106,10 @@ def register(app: typer.Typer) -> None:
             f"{c['docs_rejected'] + c['reader_rejects']:,}; skipped {c['docs_skipped']:,} already scored "
             f"({c['chunks_skipped']} chunks) -> {out}"
         )
+        for bad in manifest["unreadable_files"]:
+            typer.echo(f"skipped {bad['path']}: {bad['reason']}")
         if manifest["reject_reasons"]:
             typer.echo(f"reject reasons: {manifest['reject_reasons']} (details in {out / 'rejects.jsonl'})")
+        if manifest["reject_reasons"].get("undecodable bytes"):
+            typer.echo(f"hint: some rows are not valid {mapping.encoding} text; if the input has another encoding "
+                       "(e.g. latin-1, cp1252), pass --encoding")

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nlp.errors import UsageError
 from nlp.paths import SPLITS_DIR, datasets_dir
 from nlp.readers import phrasebank, tfns
 from nlp.rejects import Rejects, atomic_write_text
@@ -65,7 +66,7 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-class SplitManifestError(RuntimeError):
+class SplitManifestError(UsageError, RuntimeError):
     """The committed split manifest does not describe the data on this machine."""
 
 

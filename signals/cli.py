@@ -5,65 +5,75 @@
     altsignal features export --db runs/features.duckdb --table daily_features --out out/daily.parquet
 
 Heavy imports (duckdb, pandas, exchange_calendars) happen inside the commands so that
-``altsignal --help`` stays fast.
+``altsignal --help`` stays fast. DuckDB's errors about the store file (locked, damaged) come
+out of the store as ``nlp.errors`` classes too (:func:`signals.store.store_errors`).
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from nlp.errors import usage_errors
 from signals.config import DEFAULT_CONFIG
-
-log = logging.getLogger(__name__)
 
 features_app = typer.Typer(help="Point-in-time daily sentiment features in a DuckDB feature store.", no_args_is_help=True)
 
 
-def _run(fn):
-    """Turn expected failures (bad input, unknown names) into a one-line error and exit code 2."""
-    import functools
+# pandas and the store report a bad --as-of/--start or name as ValueError: bad input here (exit 2).
+# Store and contract errors already are nlp.errors classes; the CLI's one handler prints them all.
+_run = usage_errors(ValueError)
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from nlp.contracts import ContractError
-        from signals.store import StoreError
 
-        try:
-            return fn(*args, **kwargs)
-        except (StoreError, ContractError, FileNotFoundError, ValueError) as exc:
-            log.debug("failed", exc_info=True)
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+def _instant(value: str | None, option: str):
+    """``value`` parsed as an instant (None stays None), or a usage error naming the option."""
+    import pandas as pd
 
-    return wrapper
+    from nlp.errors import UsageError
+
+    try:
+        return pd.Timestamp(value) if value else None
+    except ValueError as exc:
+        raise UsageError(f"{option} {value!r} is not an ISO instant: {exc}", hint=f"e.g. {option} 2017-01-31T21:00:00Z") from exc
 
 
 @features_app.command("build")
 @_run
 def build(
-    scores: str = typer.Option(..., help="Score Parquet file, folder (read recursively) or glob."),
+    scores: str = typer.Option(..., help="Score Parquet file, folder (read recursively; a scoring job's --out "
+                               "folder is read from its scores/) or glob."),
     db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store file (created if absent)."),
     as_of: Optional[str] = typer.Option(None, help="Build as known at this ISO instant with offset (default now)."),
     model_id: Optional[str] = typer.Option(None, help="Model whose scores to use when several are present."),
     ingested_at: Optional[str] = typer.Option(None, help="Stamp for score rows lacking ingested_at (default now)."),
+    feed: Optional[str] = typer.Option(None, help="Feed the rows came from, for rows without a feed column (default: "
+                                       "their source). A document is identified by (feed, source, doc_id)."),
+    rejects: Optional[Path] = typer.Option(None, help="Where refused score rows go, with reasons "
+                                           "(default <db>.rejects.jsonl; written only when rows are refused)."),
 ) -> None:
-    """Add score rows to the store and build a new version of the daily features."""
-    import pandas as pd
+    """Add score rows to the store and build a new version of the daily features, in one transaction.
+
+    Rows already in the store are not added again; unusable rows are refused with a reason.
+    """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from signals.store import FeatureStore
+    from signals.store import FeatureStore, store_errors
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+    stamp, t = _instant(ingested_at, "--ingested-at"), _instant(as_of, "--as-of")
+    # store_errors: the commit itself can meet a damaged file (the methods report their own reads).
+    with store_errors(db), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
         with FeatureStore(db) as store:
             task = progress.add_task(f"adding scores from {scores}", total=None)
-            n = store.add_scores(scores, ingested_at=pd.Timestamp(ingested_at) if ingested_at else None)
-            progress.update(task, description=f"added {n:,} score rows; building features")
-            feats = store.build(as_of=pd.Timestamp(as_of) if as_of else None, model_id=model_id)
+            with store.transaction():  # a failed build leaves the store as it was, scores included
+                added = store.add_scores(scores, ingested_at=stamp, feed=feed)
+                progress.update(task, description=f"added {added.added:,} score rows; building features")
+                feats = store.build(as_of=t, model_id=model_id)
             progress.update(task, description=f"built {len(feats):,} feature rows")
             counts = store.counts()
+    typer.echo(added.summary("score rows"))
+    if len(added.rejects):
+        typer.echo(f"refused rows and reasons: {added.rejects.write(rejects or db.with_name(db.name + '.rejects.jsonl'))}")
     typer.echo(f"{db}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
 
 
@@ -87,7 +97,7 @@ def show(
 
     with FeatureStore(db, read_only=True) as store:
         read = store.monthly if monthly else store.daily
-        out = read(start, end, entity or None, source or None, feature or None, pd.Timestamp(as_of) if as_of else None)
+        out = read(start, end, entity or None, source or None, feature or None, _instant(as_of, "--as-of"))
     if out.empty:
         typer.echo("no feature rows for this selection")
         return
@@ -104,12 +114,10 @@ def export(
     as_of: Optional[str] = typer.Option(None, help="daily_features as known at this instant (latest versions only)."),
 ) -> None:
     """Export one table to Parquet."""
-    import pandas as pd
-
     from signals.store import FeatureStore
 
     with FeatureStore(db, read_only=True) as store:
-        path = store.export(table, out, as_of=pd.Timestamp(as_of) if as_of else None)
+        path = store.export(table, out, as_of=_instant(as_of, "--as-of"))
     typer.echo(f"wrote {path}")
 
 

@@ -11,9 +11,12 @@ Definitions (the pandas reference in ``bench/features.py`` implements the same o
   are averaged to their document: ``p_*`` and ``score`` are plain means over units. A document
   is *positive* if its mean ``p_pos`` is strictly the largest of the three probabilities,
   *negative* if ``p_neg`` is, otherwise neutral (ties count as neutral).
-* **Versions.** A corrected document is the same ``doc_id`` ingested again later; only the
-  latest version ingested at or before ``as_of`` counts (all of its units, nothing of the
-  older version). Rows without ``ingested_at`` count as ingested when published.
+* **Identity and versions.** A document is identified by ``(feed, source, doc_id)``: ``feed``
+  names where it was read from (rows without a ``feed`` column take their source), so an id
+  reused by another feed or source is another document. A corrected document is the same
+  identity ingested again later; only the latest version ingested at or before ``as_of``
+  counts (all of its units, nothing of the older version). Rows without ``ingested_at`` count
+  as ingested when published.
 * **Sessions.** A document counts for the first session whose cutoff is strictly after its
   ``published_at`` (see :mod:`signals.sessions`); done here with an equality join on the UTC
   day (see :func:`_register_session_days`).
@@ -46,6 +49,7 @@ all-sources row first.
 """
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
 
@@ -55,6 +59,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nlp.contracts import MARKET_ENTITY, ContractError
+from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.scans import Daily, aggregate_days, running_features
 from signals.sessions import session_cutoffs, sessions
@@ -88,13 +93,13 @@ def connect(cfg: SignalsConfig = DEFAULT_CONFIG, path: str | Path | None = None)
 def register_scores(con: duckdb.DuckDBPyConnection, scores, name: str = "scores_in") -> None:
     """Expose ``scores`` (DataFrame, Arrow table, or Parquet path/glob/folder) as view ``name``."""
     if isinstance(scores, (str, Path)):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {parquet_scan(scores)}")
+        src = parquet_scan(scores)
     elif isinstance(scores, (pd.DataFrame, pa.Table)):
         con.register(f"{name}_src", scores)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_src")
+        src = f"{name}_src"
     else:
         raise TypeError(f"scores must be a DataFrame, Arrow table or Parquet path, got {type(scores).__name__}")
-    cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {name}").fetchall()}
+    cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     missing = [c for c in REQUIRED_SCORE_COLUMNS if c not in cols]
     if missing:
         raise ContractError(f"Score: missing required column(s) {missing}; got {list(cols)}")
@@ -102,17 +107,33 @@ def register_scores(con: duckdb.DuckDBPyConnection, scores, name: str = "scores_
         raise ContractError(f"Score.published_at must be timezone-aware, got {cols['published_at']}")
     if "ingested_at" in cols and cols["ingested_at"] != "TIMESTAMP WITH TIME ZONE":
         raise ContractError(f"Score.ingested_at must be timezone-aware, got {cols['ingested_at']}")
-    if "ingested_at" not in cols:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, published_at AS ingested_at FROM {name}")
+    added = "".join(f", {expr} AS {col}" for col, expr in (("ingested_at", "published_at"), ("feed", "source")) if col not in cols)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *{added} FROM {src}")
 
 
 def parquet_scan(path: str | Path) -> str:
-    """SQL reading a Parquet file, a folder (recursively) or a glob; clear error when nothing matches."""
+    """SQL reading a Parquet file, a folder (recursively) or a glob; clear error when nothing matches.
+
+    A scoring job's output folder (``manifest.json`` beside ``scores/``) is read from its
+    ``scores/`` only: its ``documents/`` aggregates are not Score rows. Folders are read with
+    DuckDB's hive-partition detection, so ``scores/source=<src>/`` partitions and plain folders
+    both work.
+    """
     p = Path(path)
-    pattern = str(p / "**" / "*.parquet") if p.is_dir() else str(path)
-    if not p.exists() and not any(ch in str(path) for ch in "*?["):
-        raise FileNotFoundError(f"no Parquet file or folder at {path}")
+    if (p / "manifest.json").is_file() and (p / "scores").is_dir():
+        p = p / "scores"
+    pattern = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
+    if not glob.glob(pattern, recursive=True):
+        raise UsageError(f"no Parquet files at {path}", hint="give a Parquet file, a folder holding some, or a glob")
+    # The path is a SQL string literal: quotes are doubled, nothing else is interpreted.
     return "read_parquet('" + pattern.replace("'", "''") + "', union_by_name=true)"
+
+
+def calendar_span(cfg: SignalsConfig = DEFAULT_CONFIG) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The instants (UTC) a document may be published in, [first, last): from the calendar's
+    first session to its last one (a document of the last session day may roll past it)."""
+    all_ = sessions(cfg.sessions.calendar)
+    return all_[0].tz_localize("UTC"), all_[-1].tz_localize("UTC")
 
 
 def _register_session_days(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, lo_us: int, hi_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +147,11 @@ def _register_session_days(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, l
     (datetime64[ns], indexed by session number ``s``) and its cutoff (epoch us).
     """
     all_ = sessions(cfg.sessions.calendar)
-    lo, hi = pd.Timestamp(lo_us, unit="us"), pd.Timestamp(hi_us, unit="us")
-    if lo < all_[0] or hi >= all_[-1]:
-        raise ValueError(f"documents span {lo}..{hi}, outside the {cfg.sessions.calendar} calendar ({all_[0].date()}..{all_[-1].date()})")
+    first, last = calendar_span(cfg)
+    lo, hi = pd.Timestamp(lo_us, unit="us", tz="UTC"), pd.Timestamp(hi_us, unit="us", tz="UTC")
+    if lo < first or hi >= last:
+        raise ContractError(f"documents span {lo}..{hi}, outside the {cfg.sessions.calendar} calendar "
+                            f"({first.date()}..{last.date()})")
     cutoff = session_cutoffs(all_, cfg.sessions.cutoff, cfg.sessions.tz).as_unit("us").asi8
     days = np.arange(lo_us // _DAY_US, hi_us // _DAY_US + 1, dtype=np.int64)
     a = np.searchsorted(cutoff, days * _DAY_US, side="right")
@@ -220,14 +243,14 @@ def _register_entities(con: duckdb.DuckDBPyConnection, src: str, params: dict) -
 
 
 def _register_several(con: duckdb.DuckDBPyConnection, src: str, params: dict) -> None:
-    """Register ``feature_several`` (h): hashes of the doc_ids found on more than one row.
+    """Register ``feature_several`` (h): hashes of the document identities found on more than one row.
 
     Only those documents (several units, or several versions) need the per-document GROUP BY.
     Sorting the hashes in numpy takes ~0.35 s for 10M rows; DuckDB's GROUP BY doc_id ~2 s (and
     ~9 s with the averages and the entity list carried for every row). A hash collision only
     sends a document down the exact path.
     """
-    hashes = con.sql(f"SELECT hash(doc_id) AS h FROM {src}", params=params).fetchnumpy()["h"]
+    hashes = con.sql(f"SELECT hash(feed, source, doc_id) AS h FROM {src}", params=params).fetchnumpy()["h"]
     hashes.sort()
     con.register("feature_several", pa.table({"h": np.unique(hashes[1:][hashes[1:] == hashes[:-1]])}))
 
@@ -260,26 +283,28 @@ def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | Non
 
 
 def _source_sql(table: str, where_sql: str) -> str:
-    return f"(SELECT doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, coalesce(ingested_at, published_at) AS ingested_at FROM {table} {where_sql})"
+    return (f"(SELECT coalesce(feed, source) AS feed, doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, "
+            f"coalesce(ingested_at, published_at) AS ingested_at FROM {table} {where_sql})")
 
 
 # One row per document (latest version), with its session number s and source number sid.
-# Most documents are one score row (a headline, a post): only documents whose doc_id hash is in
-# feature_several (see compute_features) are aggregated, exactly, by doc_id. The result is one row per (document, entity) plus one per document for the market entity,
-# numbers only; a document naming a ticker twice counts once for it.
-_DOC_COLUMNS = "doc_id, ingested_at, source, published_at, entities, p_neg, p_neu, p_pos, score"
+# Most documents are one score row (a headline, a post): only documents whose identity hash is in
+# feature_several (see compute_features) are aggregated, exactly, by (feed, source, doc_id). The
+# result is one row per (document, entity) plus one per document for the market entity, numbers
+# only; a document naming a ticker twice counts once for it.
+_DOC_COLUMNS = "feed, doc_id, ingested_at, source, published_at, entities, p_neg, p_neu, p_pos, score"
 _ROWS_SQL = """
 WITH versions AS (
-    SELECT doc_id, ingested_at,
-           any_value(source) AS source, any_value(published_at) AS published_at, any_value(entities) AS entities,
+    SELECT feed, source, doc_id, ingested_at,
+           any_value(published_at) AS published_at, any_value(entities) AS entities,
            avg(p_neg) AS p_neg, avg(p_neu) AS p_neu, avg(p_pos) AS p_pos, avg(score) AS score
-    FROM {src} u SEMI JOIN feature_several s ON hash(u.doc_id) = s.h
-    GROUP BY doc_id, ingested_at
+    FROM {src} u SEMI JOIN feature_several s ON hash(u.feed, u.source, u.doc_id) = s.h
+    GROUP BY feed, source, doc_id, ingested_at
 ),
 docs AS (
-    SELECT """ + _DOC_COLUMNS + """ FROM {src} u ANTI JOIN feature_several s ON hash(u.doc_id) = s.h
+    SELECT """ + _DOC_COLUMNS + """ FROM {src} u ANTI JOIN feature_several s ON hash(u.feed, u.source, u.doc_id) = s.h
     UNION ALL
-    SELECT """ + _DOC_COLUMNS + """ FROM versions QUALIFY ingested_at = max(ingested_at) OVER (PARTITION BY doc_id)
+    SELECT """ + _DOC_COLUMNS + """ FROM versions QUALIFY ingested_at = max(ingested_at) OVER (PARTITION BY feed, source, doc_id)
 ),
 located AS MATERIALIZED (
     SELECT (t.a + (epoch_us(d.published_at) >= t.ca)::INTEGER + (epoch_us(d.published_at) >= t.cb)::INTEGER)::INTEGER AS s,

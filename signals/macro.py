@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.market import close_instant, load_sp500
 
@@ -44,7 +45,7 @@ TRANSFORM_CODES = {
 _VINTAGE_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
 
 
-class FredMDFormatError(ValueError):
+class FredMDFormatError(UsageError):
     """A FRED-MD file does not have the McCracken-Ng layout."""
 
 

@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 
 log = logging.getLogger(__name__)
 
-FRENCH_BASE_URL = "https://mba.tuck.dartmouth.edu/pages/faculty/ken.french/ftp/"
 FRENCH_FILES: dict[str, tuple[str, ...]] = {
     "monthly": ("F-F_Research_Data_5_Factors_2x3", "F-F_Momentum_Factor"),
     "daily": ("F-F_Research_Data_5_Factors_2x3_daily", "F-F_Momentum_Factor_daily"),
@@ -51,7 +51,7 @@ _MISSING_CODES = (-99.99, -999.0)
 _DATA_ROW = re.compile(r"^\s*(\d+)\s*,(.*)$")
 
 
-class FrenchFormatError(ValueError):
+class FrenchFormatError(UsageError):
     """A Ken French CSV file does not have the library's layout."""
 
 

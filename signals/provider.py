@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from nlp.contracts import MARKET_ENTITY
+from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.macro import load_fredmd, month_end_instant, packaged_macro
 from signals.market import market_features
 from signals.sessions import session_cutoffs, sessions
-from signals.store import FeatureStore
+from signals.store import FeatureStore, check_range
 
 _KEYS = ["date", "entity", "source"]
 
@@ -60,9 +61,11 @@ class FeatureProvider:
         ``{entity}_{source}_{feature}`` (several), market features ``mkt_*``, macro ``macro_*``,
         and availability masks ``avail_{block}`` (1.0 once the block has data at that date,
         else 0.0 — a source that has not started yet is NaN *and* masked, never zero-filled).
+        ``start`` after ``end`` and unknown entities or sources raise a usage error.
         """
         if frequency not in ("monthly", "daily"):
-            raise ValueError(f"frequency must be 'monthly' or 'daily', got {frequency!r}")
+            raise UsageError(f"frequency must be 'monthly' or 'daily', got {frequency!r}")
+        check_range(start, end)
         entities = [entities] if isinstance(entities, str) else list(entities)
         if frequency == "monthly":
             sent = self.store.monthly(start, end, entities, sources, features, as_of)

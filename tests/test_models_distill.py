@@ -8,7 +8,8 @@ import torch
 
 from nlp.models.artifact import load_classifier, predict_proba, read_meta
 from nlp.models.config import FinetuneConfig
-from nlp.models.finetune import UNLABELED, encode_labels, finetune, training_loss
+from nlp.models.finetune import finetune, training_loss
+from nlp.models.training import UNLABELED, encode_labels
 
 from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 

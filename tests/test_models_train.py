@@ -9,15 +9,8 @@ import torch
 from nlp.models.artifact import load_classifier, predict_proba, read_meta
 from nlp.models.calibration import fit_temperature, nll
 from nlp.models.config import FinetuneConfig
-from nlp.models.finetune import (
-    TokenizedSet,
-    balanced_order,
-    class_weights,
-    encode_labels,
-    finetune,
-    predict_logits,
-    train_classifier,
-)
+from nlp.models.finetune import balanced_order, class_weights, finetune, train_classifier
+from nlp.models.training import TokenizedSet, encode_labels, predict_logits
 
 from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 
@@ -64,6 +57,28 @@ def test_finetune_end_to_end_roundtrip(tmp_path, method):
         assert not (out / "model.safetensors").exists()
         unmerged = load_classifier(out, merge_lora=False)
         np.testing.assert_allclose(p1, predict_proba(unmerged, TINY["text"].tolist()).numpy(), atol=1e-4)
+
+
+def test_shallow_student_keeps_the_chosen_base_layers(tmp_path):
+    from nlp.models.artifact import PACKAGED_MINILM, load_base_for_classification
+
+    _, full = load_base_for_classification(PACKAGED_MINILM)
+    out = finetune(_cfg("lora", base_layers=[0, 2, 4], epochs=1), tmp_path / "fast", train=TINY, val=TINY,
+                   command="test", progress=False)
+    sm = load_classifier(out)
+    assert read_meta(out).base_layers == [0, 2, 4]
+    assert sm.model.config.num_hidden_layers == len(sm.model.base_model.encoder.layer) == 3
+    # Initialised from the base's layers 0, 2, 4: with the LoRA deltas merged in, only the
+    # adapted weights moved; the LayerNorms (not adapted) are the base's own.
+    for mine, theirs in zip(sm.model.base_model.encoder.layer, [full.base_model.encoder.layer[i] for i in (0, 2, 4)]):
+        torch.testing.assert_close(mine.output.LayerNorm.weight, theirs.output.LayerNorm.weight)
+    np.testing.assert_allclose(predict_proba(sm, TINY["text"].tolist()).numpy(),
+                               predict_proba(load_classifier(out), TINY["text"].tolist()).numpy(), atol=1e-6)
+    for bad in ([], [0, 0], [-1]):
+        with pytest.raises(ValueError, match="base_layers"):
+            FinetuneConfig(base_layers=bad)
+    with pytest.raises(ValueError, match="cannot keep"):
+        load_base_for_classification(PACKAGED_MINILM, [0, 6])
 
 
 def test_training_is_seeded():

@@ -4,7 +4,6 @@ import json
 import pandas as pd
 import pytest
 
-from nlp.paths import SAMPLE_DIR
 from nlp.readers.hub import iter_hub_documents, load_hub_labeled
 from nlp.readers.documents import ColumnMapping
 from nlp.readers.labeled_sets import load_labeled_set
@@ -112,7 +111,5 @@ def test_load_labeled_set_from_file_and_names(tmp_path):
 
 
 def test_sample_labeled_set():
-    if not (SAMPLE_DIR / "labeled_sentences.csv").exists():
-        pytest.skip("sample labeled set not written yet")
     df = load_labeled_set("sample:labeled")
     assert len(df) >= 150 and set(df.label) == {"negative", "neutral", "positive"}

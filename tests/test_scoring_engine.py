@@ -78,12 +78,13 @@ def test_batches_are_token_sorted_fixed_shapes(tiny_model, sentences):
 
 
 def test_numeric_check_records_accuracy_and_auto_picks_a_passing_path(tiny_model, sentences, private_cache):
-    from nlp.scoring.numeric import check_numeric_paths, choose, read_check
+    from nlp.scoring.numeric import candidate_paths, check_numeric_paths, choose, read_check
 
     df = pd.read_csv(SAMPLE_DIR / "labeled_sentences.csv")
     eng = _engine(tiny_model, "fp32")
-    record = check_numeric_paths(eng, df["text"].tolist(), df["label"].tolist(), validation_set="sample:labeled")
-    assert read_check(eng) == record
+    record = check_numeric_paths(eng.probe, df["text"].tolist(), df["label"].tolist(), label_order=eng.labels,
+                                 paths=candidate_paths(), model_hash=eng.model_hash, batch_tokens=512)
+    assert read_check(eng.model_hash, 512) == record and eng.numeric == "fp32"
     paths = record["paths"]
     assert "fp32" in paths and "int8" in paths and paths["fp32"]["delta_points"] == 0.0
     for r in paths.values():

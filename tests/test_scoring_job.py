@@ -45,7 +45,7 @@ def test_streaming_chunks_give_the_rows_of_one_pass(tiny_model, whole, tmp_path)
     assert manifest["counts"]["chunks_done"] == 1 and manifest["status"] == "complete"
     manifest_chunks = run_job(_spec(tiny_model, tmp_path, chunk_rows=37), progress=False)
     assert manifest_chunks["counts"]["chunks_done"] == 9  # 306 rows / 37
-    assert len(list((tmp_path / "scores" / "source=news").glob("part-*.parquet"))) == 9
+    assert len(list((tmp_path / "scores").glob("part-*.parquet"))) == 9
     pd.testing.assert_frame_equal(_rows(tmp_path), _rows(out))  # bit-identical probabilities
     assert len(_rows(out)) == 306
 
@@ -87,7 +87,7 @@ def test_resuming_into_a_folder_of_another_job_is_refused(tiny_model, whole):
         run_job(_spec(tiny_model, out, chunk_rows=10_000, batch_tokens=256), progress=False)
 
 
-def test_cli_source_auto_writes_partitioned_parquet_and_manifest(tiny_model, tmp_path):
+def test_cli_source_auto_writes_parquet_parts_and_manifest(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
     from nlp.cli import app
@@ -98,4 +98,4 @@ def test_cli_source_auto_writes_partitioned_parquet_and_manifest(tiny_model, tmp
     assert "scored 410 documents" in res.output and "rejected 7" in res.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["job"]["source"] == "social" and manifest["counts"]["units_deduplicated"] > 0
-    assert (tmp_path / "scores" / "source=social").is_dir() and (tmp_path / "rejects.jsonl").exists()
+    assert set(pd.read_parquet(tmp_path / "scores")["source"]) == {"social"} and (tmp_path / "rejects.jsonl").exists()

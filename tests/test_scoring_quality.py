@@ -59,7 +59,7 @@ def test_only_good_and_cleaned_texts_are_scored(job):
     ("html-only", "empty text: nothing left after stripping HTML"),
     ("spanish", "non-English text"),
     ("replacement", "undecodable bytes"),
-    ("bad", "undecodable bytes: expected UTF-8"),  # invalid bytes: caught by the reader
+    ("bad", "undecodable bytes: not valid utf-8 text"),  # invalid bytes: caught by the reader
     ("broken json", "malformed JSON line"),
     ("missing_text", "unreadable input file"),  # a required column missing: the whole file
 ])

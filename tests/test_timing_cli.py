@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -13,7 +14,7 @@ factors = ["Mkt-RF", "SMB", "HML"]
 horizon = "monthly"
 output_dir = "{out}"
 baselines = ["historical_mean", "ridge", "elastic_net", "random_forest", "lightgbm", "single_task_net", "macro_regime", "equal_weight",
-             "single_factor"]
+             "vol_managed", "single_factor"]
 [data]
 source = "parquet"
 path = "{panel}"
@@ -31,6 +32,10 @@ grid = {{ weight_decay = [1e-3, 1e-2] }}
 min_train = 120
 refit_every = 60
 n_jobs = 1
+validation_end = "2008-12-31"
+[portfolio]
+vol_overlay = true
+turnover_penalty = 0.02
 [explain]
 permutation_repeats = 1
 ig_steps = 8
@@ -45,6 +50,7 @@ def _app():
     return app
 
 
+@pytest.mark.slow
 def test_fit_backtest_report(tmp_path):
     panel_path = tmp_path / "panel.parquet"
     synthetic_panel(n=260).rename_axis("date").reset_index().to_parquet(panel_path)
@@ -60,10 +66,16 @@ def test_fit_backtest_report(tmp_path):
         assert (out / f"{name}.parquet").exists(), name
     pm = pd.read_parquet(out / "portfolio_metrics.parquet")
     strategies = set(pm.strategy)
-    assert {"network", "ridge", "lightgbm", "single_task_net", "macro_regime", "equal_weight",
-            "only:SMB"} <= strategies
+    assert {"network", "network+vol", "ridge", "lightgbm", "single_task_net", "macro_regime", "equal_weight",
+            "vol_managed", "only:SMB"} <= strategies
+    assert set(pm.part) == {"validation", "test", "all"}
+    n = pm[(pm.strategy == "network") & (pm.basis == "net")].set_index("part")["n"]
+    assert n["validation"] + n["test"] == n["all"]  # the two parts split the out-of-sample rows
+    tests = pd.read_parquet(out / "sharpe_tests.parquet")
+    assert {"validation", "test", "all"} == set(tests.part) and {"gross", "net"} == set(tests.basis)
+    assert tests.p_value.between(0, 1).all()
     fm = pd.read_parquet(out / "forecast_metrics.parquet")
-    net = fm[fm.model == "network"].set_index("factor")
+    net = fm[(fm.model == "network") & (fm.part == "all")].set_index("factor")
     assert net.loc["Mkt-RF", "oos_r2"] > 0.2  # the planted relation shows through the whole pipeline
     ablation = pd.read_parquet(out / "ablation.parquet")
     assert list(ablation.status) == ["with", "without"]
@@ -78,7 +90,8 @@ def test_fit_backtest_report(tmp_path):
     res = runner.invoke(_app(), ["timing", "report", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     report = (out / "report.md").read_text()
-    assert "## Targets" in report and "Clark-West" in report
+    assert "## Targets" in report and "Clark-West" in report and "test part" in report
+    assert "cost drag" in report and "Sharpe-difference tests" in report
     for png in ("cumulative", "drawdowns", "weights", "oos_r2", "importance"):
         assert (out / "img" / f"{png}.png").stat().st_size > 1000
 

@@ -80,3 +80,20 @@ def test_factor_missing_from_panel_is_dropped_but_none_is_an_error():
     assert cfg.check_panel(synthetic_panel(n=300)) == ("Mkt-RF",)
     with pytest.raises(ConfigError, match="none of the factors"):
         TimingConfig(factors=("RMW",)).check_panel(synthetic_panel(n=300))
+
+
+def test_longer_history_and_validation_configs_share_the_default_design():
+    default = load_config(DEFAULT)
+    longer = load_config(DEFAULT.parent / "longer.toml")
+    validation = load_config(DEFAULT.parent / "validation.toml")
+    assert longer.data.source == "files" and longer.data.market_source.startswith("datasets:")
+    assert validation.data.end == "1999-12-31"  # no test-part return is loaded
+    for cfg in (longer, validation):
+        assert cfg.network == default.network
+        assert cfg.walkforward.validation_end == default.walkforward.validation_end == "1999-12-31"
+        assert cfg.portfolio.turnover_penalty == default.portfolio.turnover_penalty
+
+
+def test_shrinkage_weights_must_lie_in_the_unit_interval(tmp_path):
+    with pytest.raises(ConfigError, match="shrinkage"):
+        load_config(_write(tmp_path, "[network]\nshrinkage = [0.5, 1.5]\n"))

@@ -4,13 +4,13 @@ import pytest
 
 from signals.macro import load_default_spread
 from timing.config import DataConfig
-from timing.data import as_of_align, packaged_panel
+from timing.data import as_of_align, history_panel
 from timing.dataset import MASK_SUFFIX
 
 
 @pytest.fixture(scope="module")
 def panel():
-    return packaged_panel(DataConfig(start="1990-01-31", end="2017-03-31"))
+    return history_panel(DataConfig(start="1990-01-31", end="2017-03-31"))
 
 
 def test_macro_enters_after_its_known_at(panel):

@@ -7,8 +7,9 @@ import pytest
 from scipy.stats import norm
 
 from timing.config import PortfolioConfig
-from timing.metrics import clark_west, hit_rate, max_drawdown, oos_r2, portfolio_metrics, rank_ic, sharpe_ci
-from timing.portfolio import apply_band, backtest, target_weights
+from timing.metrics import (clark_west, hit_rate, max_drawdown, oos_r2, portfolio_metrics, rank_ic, sharpe_ci,
+                            sharpe_difference)
+from timing.portfolio import backtest, target_weights, trade, vol_scale
 
 
 def test_oos_r2_by_hand():
@@ -67,8 +68,47 @@ def test_portfolio_metrics_by_hand():
 
 def test_no_trade_band_and_turnover_by_hand():
     targets = np.array([[0.10, 0.0], [0.12, 0.0], [0.30, -0.20]])
-    held = apply_band(targets, 0.05)
+    held = trade(targets, 0.05)
     np.testing.assert_allclose(held, [[0.10, 0.0], [0.10, 0.0], [0.30, -0.20]])
+
+
+def test_turnover_penalty_by_hand():
+    targets = np.array([[0.10, 0.0], [0.12, 0.0], [0.30, -0.20]])
+    held = trade(targets, band=0.0, penalty=0.05)
+    # each move is the target gap less the penalty (soft threshold), gaps under it are not traded
+    np.testing.assert_allclose(held, [[0.05, 0.0], [0.07, 0.0], [0.25, -0.15]])
+
+
+def test_vol_scale_by_hand():
+    np.testing.assert_allclose(vol_scale(np.array([0.04, 0.04, 0.04]), np.array([0.02, 0.08, np.nan]), cap=1.5),
+                               [1.5, 0.5, 1.0])
+
+
+def test_weekly_forecast_on_daily_panel_trades_once_a_week():
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    rng = np.random.default_rng(1)
+    rets = pd.DataFrame(rng.normal(0.0003, 0.01, (300, 2)), index=idx, columns=["A", "B"])
+    forecasts = pd.DataFrame(rng.normal(0, 0.01, (100, 2)), index=idx[150:250], columns=["A", "B"])
+    res = backtest(forecasts, rets, PortfolioConfig(no_trade_band=0.0), horizon=5, periods_per_year=252,
+                   from_forecast=True)
+    assert list(res.weights.index) == list(idx[150:250:5])  # one decision per 5 sessions
+    assert len(res.turnover) == 20
+    # the gross return of each decision is its weights times the next 5 sessions' compounded returns
+    ahead = (1 + rets).rolling(5).apply(np.prod, raw=True).shift(-5) - 1
+    np.testing.assert_allclose(res.gross, (res.weights * ahead.loc[res.weights.index]).sum(axis=1))
+
+
+def test_sharpe_difference_sign_and_p_value():
+    rng = np.random.default_rng(0)
+    idx = pd.RangeIndex(480)
+    a = pd.Series(rng.normal(0.01, 0.03, 480), idx)
+    b = pd.Series(rng.normal(0.0, 0.03, 480), idx)
+    diff, p = sharpe_difference(a, b, 12, reps=500)
+    hand = (a.mean() / a.std() - b.mean() / b.std()) * np.sqrt(12)
+    assert diff == pytest.approx(hand)
+    assert p < 0.05  # 1.15 of annual Sharpe apart over 40 years
+    same, p_same = sharpe_difference(a, a + rng.normal(0, 1e-4, 480), 12, reps=500)
+    assert abs(same) < 0.01 and p_same > 0.2
 
 
 def test_vol_target_and_cap_by_hand():
@@ -100,3 +140,13 @@ def test_costs_and_turnover_in_backtest():
     np.testing.assert_allclose(res.net, res.gross - res.costs)
     assert res.turnover.iloc[0] == pytest.approx(abs(w[0]).sum())  # buying in from cash is a trade
     assert (res.weights["B"].iloc[:4] == 0).all() and (res.weights["B"].iloc[4:] > 0).all()
+
+
+def test_sharpe_difference_on_short_or_flat_series():
+    idx = pd.RangeIndex(20)
+    rng = np.random.default_rng(3)
+    a, b = pd.Series(rng.normal(0.01, 0.02, 20), idx), pd.Series(rng.normal(0.0, 0.02, 20), idx)
+    diff, p = sharpe_difference(a, b, 52, reps=200)  # short: a T^(1/3) block, still a test
+    assert np.isfinite(diff) and 0 <= p <= 1
+    assert all(np.isnan(sharpe_difference(a, pd.Series(0.0, idx), 52)))  # a flat book has no Sharpe
+    assert all(np.isnan(sharpe_difference(a.iloc[:5], b.iloc[:5], 52)))

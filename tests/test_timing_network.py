@@ -4,26 +4,29 @@ import pytest
 import torch
 
 from timing.artifact import load_forecaster, save_forecaster
-from timing.baselines import HistoricalMean
+from timing.baselines import BASELINES, HistoricalMean
 from timing.config import WalkForwardConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns, training_samples
 from timing.explain import integrated_gradients
 from timing.forecaster import WindowForecaster
 from timing.metrics import oos_r2
-from timing.network import MultiTaskTimer
+from sklearn.linear_model import Ridge, RidgeCV
+
+from timing.network import RIDGE_ALPHAS, MultiTaskTimer, choose_shrinkage, ridge_loo_predictions
 from timing.synthetic import synthetic_panel
 from timing.walkforward import make_folds, run_walkforward
 
 FACTORS = ("Mkt-RF", "SMB", "HML")
-SMALL = dict(hidden=8, epochs=80, patience=10, lr=1e-2, seeds=(0,), grid=None)
+SMALL_SHRINK = (0.0, 0.5, 1.0)
+SMALL = dict(hidden=8, epochs=80, patience=10, lr=1e-2, seeds=(0,), grid=None, shrinkage=SMALL_SHRINK)
 
 
-def _oos(panel, timer_kwargs, skips=(0,)):
-    spec = PanelSpec(tuple(feature_columns(panel)), FACTORS, 2, 1)
-    folds = make_folds(panel.index, WalkForwardConfig(refit_every=60, min_train=150), 2, 1)
+def _oos(panel, timer_kwargs, skips=(0,), lookback=2):
+    spec = PanelSpec(tuple(feature_columns(panel)), FACTORS, lookback, 1)
+    folds = make_folds(panel.index, WalkForwardConfig(refit_every=60, min_train=150), lookback, 1)
     net = run_walkforward(panel, lambda: WindowForecaster("network", MultiTaskTimer(**timer_kwargs), spec, False),
-                          folds, FACTORS, 2, progress=False).predictions
-    bench = run_walkforward(panel, lambda: HistoricalMean(spec), folds, FACTORS, 2, progress=False).predictions
+                          folds, FACTORS, lookback, progress=False).predictions
+    bench = run_walkforward(panel, lambda: HistoricalMean(spec), folds, FACTORS, lookback, progress=False).predictions
     y = forward_returns(panel, FACTORS, 1).loc[net.index]
     return [{f: oos_r2(y[f].iloc[k:], net[f].iloc[k:], bench[f].iloc[k:]) for f in FACTORS} for k in skips]
 
@@ -71,9 +74,61 @@ def test_encoders_and_task_weightings_fit(encoder, weighting):
 
 def test_untrained_network_forecasts_the_training_mean():
     s = _samples()
-    timer = MultiTaskTimer(**dict(SMALL, lr=1e-12, epochs=1)).fit(s.X, s.y)
+    timer = MultiTaskTimer(**dict(SMALL, lr=1e-12, epochs=1, linear_core=False, shrinkage=(1.0,))).fit(s.X, s.y)
     fit_part = slice(0, len(s.X) - int(np.ceil(0.2 * len(s.X))) - 1)
     np.testing.assert_allclose(timer.predict(s.X[:3]), np.tile(s.y[fit_part].mean(axis=0), (3, 1)), atol=1e-6)
+
+
+def test_untrained_network_with_a_linear_core_is_ridge():
+    s = _samples()
+    timer = MultiTaskTimer(**dict(SMALL, lr=1e-12, epochs=1, shrinkage=(1.0,))).fit(s.X, s.y)
+    flat = s.X.reshape(len(s.X), -1)
+    ridge = RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True).fit(flat, (s.y - timer.y_mean_) / timer.y_std_)
+    expected = ridge.predict(flat[:5]) * timer.y_std_ + timer.y_mean_
+    np.testing.assert_allclose(timer.predict(s.X[:5]), expected, rtol=1e-4, atol=1e-6)
+
+
+def _ridge_oos(panel):
+    spec = PanelSpec(tuple(feature_columns(panel)), FACTORS, 1, 1)
+    folds = make_folds(panel.index, WalkForwardConfig(refit_every=60, min_train=150), 1, 1)
+    ridge = run_walkforward(panel, lambda: WindowForecaster("ridge", BASELINES["ridge"](spec, None, 0)[0]().estimator,
+                                                            spec, True),
+                            folds, FACTORS, 1, progress=False).predictions
+    bench = run_walkforward(panel, lambda: HistoricalMean(spec), folds, FACTORS, 1, progress=False).predictions
+    y = forward_returns(panel, FACTORS, 1).loc[ridge.index]
+    return {f: oos_r2(y[f], ridge[f], bench[f]) for f in FACTORS}
+
+
+@pytest.mark.slow
+def test_linear_core_guarantee_on_a_linear_signal():
+    """On a planted linear signal the network's OOS R^2 is within a small tolerance of ridge's."""
+    panel = synthetic_panel(n=400, signal=True, seed=5)
+    ridge = _ridge_oos(panel)
+    net, = _oos(panel, dict(SMALL, seeds=(0, 1)), lookback=1)
+    for f in ("Mkt-RF", "SMB"):  # the two planted factors (true R^2 ~ 0.69 and ~ 0.5)
+        assert ridge[f] > 0.2
+        assert net[f] >= ridge[f] - 0.02, (f, net[f], ridge[f])
+    # and without the core, the same network trails ridge on the late-starting sentiment signal
+    bare, = _oos(panel, dict(SMALL, seeds=(0, 1), linear_core=False), lookback=1)
+    assert bare["SMB"] < net["SMB"]
+
+
+def test_shrinkage_weight_is_chosen_per_factor_on_the_validation_tail():
+    y = np.array([[1.0, 1.0], [-1.0, -1.0], [2.0, 2.0]])
+    model = np.array([[1.0, -1.0], [-1.0, 1.0], [2.0, -2.0]])  # right on factor 0, wrong on factor 1
+    w = choose_shrinkage(y, model, np.zeros(2), (0.0, 0.5, 1.0))
+    np.testing.assert_array_equal(w, [1.0, 0.0])
+
+
+def test_shrinkage_weight_ignores_rows_after_the_training_window():
+    """Rows outside the training window cannot move the chosen weights: the fit sees only X, y."""
+    s = _samples(200)
+    a = MultiTaskTimer(**dict(SMALL, epochs=15)).fit(s.X[:150], s.y[:150])
+    poisoned = s.y.copy()
+    poisoned[150:] = -poisoned[150:] * 50  # test rows that would favour a different weight
+    b = MultiTaskTimer(**dict(SMALL, epochs=15)).fit(s.X[:150], poisoned[:150])
+    np.testing.assert_array_equal(a.shrink_weight_, b.shrink_weight_)
+    assert set(a.shrink_weight_) <= set(SMALL_SHRINK)
 
 
 def test_integrated_gradients_completeness():
@@ -97,4 +152,26 @@ def test_artifact_round_trip(tmp_path):
     loaded = load_forecaster(tmp_path / "m")
     feats = panel.drop(columns=list(FACTORS))
     dates = panel.index[160:170]
-    np.testing.assert_allclose(loaded.predict(feats, dates), model.predict(feats, dates), rtol=1e-6)
+    np.testing.assert_allclose(loaded.predict(feats, dates), model.predict(feats, dates), rtol=1e-6, atol=1e-9)
+
+
+def test_ridge_loo_predictions_match_refitting_without_the_row():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    loo = ridge_loo_predictions(X, Y, alpha=2.0)
+    for i in (0, 17, 39):
+        keep = np.arange(40) != i
+        fit = Ridge(alpha=2.0).fit(X[keep], Y[keep])
+        np.testing.assert_allclose(loo[i], fit.predict(X[i:i + 1])[0], rtol=1e-8)
+
+
+def test_single_task_twins_do_not_see_other_factors():
+    """A twin's forecast of one factor is the same whatever the other factors' targets are."""
+    s = _samples(160)
+    other = s.y.copy()
+    other[:, 1:] = np.random.default_rng(9).standard_normal(other[:, 1:].shape) * 0.05
+    kwargs = dict(SMALL, epochs=25, seeds=(0, 1), vol_head=False, sign_head=False, separate_trunks=True)
+    a = MultiTaskTimer(**kwargs).fit(s.X, s.y).predict(s.X)
+    b = MultiTaskTimer(**kwargs).fit(s.X, other).predict(s.X)
+    np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-5, atol=1e-8)
+    assert not np.allclose(a[:, 1], b[:, 1])

@@ -27,8 +27,10 @@ def save_forecaster(model: WindowForecaster, folder: Path) -> None:
     meta = {
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in timer.get_params().items()},
         "best_params": timer.best_params_, "y_mean": timer.y_mean_.tolist(), "y_std": timer.y_std_.tolist(),
+        "core_coef": timer.core_coef_.tolist(), "core_intercept": timer.core_intercept_.tolist(),
+        "shrink_weight": timer.shrink_weight_.tolist(), "shrink_target": timer.shrink_target_.tolist(),
         "n_inputs": timer.n_features_in_, "scaler_mean": model.scaler_.mean.tolist(),
-        "scaler_std": model.scaler_.std.tolist(),
+        "scaler_std": model.scaler_.std.tolist(), "bounds": [b.tolist() for b in model.bounds_],
         "spec": {"features": list(model.spec.features), "factors": list(model.spec.factors),
                  "lookback": model.spec.lookback, "horizon": model.spec.horizon},
         "train_end": str(model.train_dates_[-1].date()),
@@ -40,22 +42,24 @@ def load_forecaster(folder: Path) -> WindowForecaster:
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     params = dict(meta["params"], seeds=tuple(meta["params"]["seeds"]),
-                  fixed_weights=tuple(meta["params"]["fixed_weights"]))
+                  fixed_weights=tuple(meta["params"]["fixed_weights"]), shrinkage=tuple(meta["params"]["shrinkage"]))
     spec = PanelSpec(tuple(meta["spec"]["features"]), tuple(meta["spec"]["factors"]),
                      meta["spec"]["lookback"], meta["spec"]["horizon"])
     timer = MultiTaskTimer(**params)
     timer.best_params_ = meta["best_params"]
-    timer.y_mean_, timer.y_std_ = np.array(meta["y_mean"]), np.array(meta["y_std"])
+    for key in ("y_mean", "y_std", "core_coef", "core_intercept", "shrink_weight", "shrink_target"):
+        setattr(timer, key + "_", np.array(meta[key]))
     timer.n_features_in_ = meta["n_inputs"]
     timer.models_ = []
     for i in range(len(params["seeds"])):
         net = MultiTaskNet(meta["n_inputs"], spec.lookback, len(spec.factors), params["encoder"],
                            int(meta["best_params"]["hidden"]), meta["best_params"]["dropout"],
-                           params["vol_head"], params["sign_head"])
+                           params["vol_head"], params["sign_head"], params["separate_trunks"])
         net.load_state_dict(load_file(str(folder / f"seed_{i}.safetensors")))
         net.eval()
         timer.models_.append(net)
     model = WindowForecaster("network", timer, spec, tabular=False)
     model.estimator = timer  # keep the fitted instance (the constructor clones)
     model.scaler_ = FeatureScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_std"]))
+    model.bounds_ = tuple(np.array(b) for b in meta["bounds"])
     return model

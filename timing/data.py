@@ -1,8 +1,11 @@
-"""Assemble the timing panel from the packaged market and macro history (no network).
+"""Assemble the timing panel from market and macro history: packaged (no network) or files.
 
 Factor returns come from ``signals.market.load_french``; market features (trailing factor
 returns, S&P 500 realized volatility, the T-bill rate) from ``signals.market.market_features``;
-macro features from ``signals.macro.packaged_macro``. A panel built later by
+macro features from ``signals.macro.packaged_macro`` or, with ``data.source = "files"``, from
+the FRED-MD file(s) named by ``data.macro_source`` (``signals.macro.load_fredmd``, publication
+lag applied there). Every panel but a Parquet one then gets the predictors of
+``timing.predictors`` (factor momentum and variance, term spread). A panel built later by
 ``signals.FeatureProvider.panel(...)`` (which adds sentiment columns) is used with
 ``DataConfig(source="provider", db=...)``: :func:`from_provider_panel` renames its blocks into
 the contract of ``timing.dataset`` (``mkt_*`` -> ``market.*``, ``macro_*`` -> ``macro.*``, other
@@ -26,7 +29,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from timing.config import DataConfig, horizon_periods
+from timing.config import ConfigError, DataConfig, horizon_periods
 from timing.dataset import MASK_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -43,24 +46,58 @@ def as_of_align(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
     return values.groupby(level=0).last().reindex(dates)
 
 
-def packaged_panel(cfg: DataConfig) -> pd.DataFrame:
-    """Monthly panel: factor returns, ``market.*`` and ``macro.*`` features, ``__mask`` columns."""
-    from signals.macro import packaged_macro
+def _resolve(source: str | list[str]) -> str | list[str]:
+    from nlp.paths import resolve_data_path
+
+    return [resolve_data_path(s) for s in source] if isinstance(source, list) else resolve_data_path(source)
+
+
+def history_panel(cfg: DataConfig) -> pd.DataFrame:
+    """Factor returns, ``market.*`` and ``macro.*`` features and ``__mask`` columns, no text.
+
+    ``source="packaged"`` reads the packaged monthly history whatever the sources say;
+    ``source="files"`` reads ``market_source`` (Ken French) and ``macro_source`` (FRED-MD).
+    """
+    from signals.macro import load_fredmd, packaged_macro
     from signals.market import load_french, market_features
 
-    if cfg.frequency != "monthly":
-        raise ValueError("the packaged history is monthly only; use data.source='parquet' for other frequencies")
-    factors = load_french("monthly", "packaged")
+    packaged = cfg.source == "packaged"
+    if packaged and cfg.frequency != "monthly":
+        raise ValueError("the packaged history is monthly only; use data.source='files' or 'parquet' for other frequencies")
+    market_source = "packaged" if packaged else _resolve(cfg.market_source)
+    factors = load_french(cfg.frequency, market_source)
     dates = factors.index
-    market = as_of_align(market_features("monthly", "packaged"), dates).add_prefix("market.")
-    macro = as_of_align(packaged_macro(), dates).add_prefix("macro.")
-    panel = add_activity_indicator(pd.concat([factors.drop(columns=["RF"]), market, macro], axis=1), "monthly")
+    market = as_of_align(market_features(cfg.frequency, market_source), dates).add_prefix("market.")
+    if packaged or cfg.macro_source == "packaged":
+        macro_rows = packaged_macro()
+    else:
+        macro_rows = load_fredmd(_resolve(cfg.macro_source))[1].drop(columns=["vintage"])
+    macro = as_of_align(macro_rows, dates).add_prefix("macro.")
+    panel = add_activity_indicator(pd.concat([factors.drop(columns=["RF"]), market, macro], axis=1), cfg.frequency)
     panel = panel.loc[pd.Timestamp(cfg.start):pd.Timestamp(cfg.end)]
+    if panel.empty:
+        raise ConfigError(f"no {cfg.frequency} factor data between data.start {cfg.start} and data.end {cfg.end} "
+                          f"(the data covers {dates[0].date()}..{dates[-1].date()})")
     features = [c for c in panel.columns if "." in c]
-    for c in features:
-        panel[c + MASK_SUFFIX] = panel[c].notna().astype(np.float32)
-    log.info("packaged panel %s..%s, %d rows, %d features", panel.index[0].date(), panel.index[-1].date(),
+    panel = pd.concat([panel, panel[features].notna().astype(np.float32).add_suffix(MASK_SUFFIX)], axis=1)
+    log.info("%s panel %s..%s, %d rows, %d features", cfg.source, panel.index[0].date(), panel.index[-1].date(),
              len(panel), len(features))
+    return panel
+
+
+def with_predictors(panel: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    """Add ``timing.predictors``; keep only ``cfg.macro_columns`` of the raw macro series if named."""
+    from timing.config import KNOWN_FACTORS
+    from timing.predictors import add_predictors
+
+    factors = [c for c in KNOWN_FACTORS if c in panel.columns]
+    panel = add_predictors(panel, factors, cfg.frequency, cfg.variance_months)
+    if cfg.macro_columns:
+        derived = {"default_spread", "core_cpi_infl_12m", "term_spread", "activity_gap", "activity_chg6"}
+        keep = set(cfg.macro_columns) | derived
+        drop = [c for c in panel.columns if c.startswith("macro.")
+                and c.removesuffix(MASK_SUFFIX).split(".", 1)[1] not in keep]
+        panel = panel.drop(columns=drop)
     return panel
 
 
@@ -117,8 +154,8 @@ def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame, frequency: s
 
 
 def load_panel(cfg: DataConfig) -> pd.DataFrame:
-    if cfg.source == "packaged":
-        return packaged_panel(cfg)
+    if cfg.source in ("packaged", "files"):
+        return with_predictors(history_panel(cfg), cfg)
     if cfg.source == "provider":
         from signals.market import load_french
         from signals.provider import FeatureProvider
@@ -128,7 +165,7 @@ def load_panel(cfg: DataConfig) -> pd.DataFrame:
             frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
         finally:
             provider.close()
-        return from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source), cfg.frequency)
+        return with_predictors(from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source), cfg.frequency), cfg)
     panel = pd.read_parquet(cfg.path)
     if not isinstance(panel.index, pd.DatetimeIndex):
         if "date" not in panel.columns:

@@ -1,6 +1,6 @@
 """Panel frame -> (lookback windows with missing-feature masks, next-horizon factor returns).
 
-The panel contract (what ``timing.data.packaged_panel`` and ``signals.FeatureProvider.panel``
+The panel contract (what ``timing.data.history_panel`` and ``signals.FeatureProvider.panel``
 hand over): a frame on a sorted DatetimeIndex, one row per period end D, holding
 - factor return columns named as the factors (``Mkt-RF``, ``SMB``, ...): the return realised
   over the period *ending* at D, in decimals;
@@ -11,7 +11,9 @@ hand over): a frame on a sorted DatetimeIndex, one row per period end D, holding
 
 Point in time: the target of row D is the compounded factor return over the next ``h`` periods
 (D+1 .. D+h), so a feature row dated D only predicts returns that start after D. Scaling
-statistics are fitted by :class:`FeatureScaler` on the rows of the training frame only.
+statistics are fitted by :class:`FeatureScaler` on the rows of the training frame only, and
+standardized values are winsorized at ``PanelSpec.clip`` standard deviations: a series that was
+nearly constant in training (or starts late) cannot hand a linear model a value of 10^4.
 """
 from __future__ import annotations
 
@@ -21,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from timing.config import FEATURE_GROUPS
-
+FEATURE_GROUPS = ("sentiment", "macro", "market")  # the <group> of feature columns (config imports it)
 MASK_SUFFIX = "__mask"
 
 
@@ -61,6 +62,7 @@ class PanelSpec:
     factors: tuple[str, ...]
     lookback: int
     horizon: int
+    clip: float = 5.0  # winsorize standardized inputs at +-clip
 
     @property
     def n_inputs(self) -> int:
@@ -85,8 +87,8 @@ class FeatureScaler:
         std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         return cls(mean.astype(np.float64), std.astype(np.float64))
 
-    def transform(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        z = (values - self.mean) / self.std
+    def transform(self, values: np.ndarray, mask: np.ndarray, clip: float = np.inf) -> np.ndarray:
+        z = np.clip((values - self.mean) / self.std, -clip, clip)
         # missing -> 0 (the training mean); the mask channel tells the model it was missing
         return np.where(mask > 0, np.nan_to_num(z, nan=0.0), 0.0)
 
@@ -102,7 +104,7 @@ def _inputs(frame: pd.DataFrame, spec: PanelSpec, scaler: FeatureScaler) -> np.n
     feats = list(spec.features)
     mask = availability(frame, feats).to_numpy()
     values = frame[feats].to_numpy(dtype=float)
-    z = scaler.transform(values, mask)
+    z = scaler.transform(values, mask, spec.clip)
     return np.concatenate([z, mask], axis=1).astype(np.float32)
 
 

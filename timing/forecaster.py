@@ -4,9 +4,14 @@
 that frame only, then calls ``estimator.fit(X, y)``; ``predict(features, dates)`` reuses the
 fitted scaler. Tabular estimators (ridge, forests, boosting) see the last row of the window
 (standardized features plus availability masks); the network sees the whole window.
+
+Forecasts are bounded to the range of the training targets: an expected return outside every
+return ever realised in the window is an extrapolation, never a forecast (a ridge fit on a
+daily panel once reached an OOS R^2 of -84 that way).
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
@@ -28,6 +33,7 @@ class WindowForecaster:
     def fit(self, train: pd.DataFrame) -> "WindowForecaster":
         samples, self.scaler_ = training_samples(train, self.spec)
         self.train_dates_ = samples.dates
+        self.bounds_ = (samples.y.min(axis=0), samples.y.max(axis=0))
         y = samples.y if len(self.spec.factors) > 1 or not self.tabular else samples.y.ravel()
         self.estimator.fit(self._x(samples.X), y)
         return self
@@ -37,5 +43,5 @@ class WindowForecaster:
 
     def predict(self, features: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
         X = self.samples(features, dates).X
-        pred = self.estimator.predict(self._x(X)).reshape(len(dates), -1)
+        pred = np.clip(self.estimator.predict(self._x(X)).reshape(len(dates), -1), *self.bounds_)
         return pd.DataFrame(pred, index=dates, columns=list(self.spec.factors))

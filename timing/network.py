@@ -17,6 +17,22 @@ Decisions where the issue was silent:
   overlapping multi-period targets cannot leak from validation into fitting.
 - the hyperparameter grid is scored with the first seed only; the chosen setting is then
   trained for every seed and the ensemble forecast is the mean over seeds.
+
+A network that cannot do worse than its linear core (wide and deep, ``linear_core=True``):
+- a ridge fit (``RidgeCV`` over the flattened window, one penalty per factor by efficient
+  leave-one-out on the fit part) is the forecast's linear path; the network learns only a
+  correction on top of it, and its return heads start at zero, so the untrained network *is*
+  the ridge fit;
+- the state before the first epoch is a candidate of early stopping, so a correction that
+  never lowers the validation tail's error is dropped and the forecast is the ridge fit's;
+- for the final forecast the ridge path is refitted on every training row (the fit part and
+  the validation tail), as the ridge baseline is.
+Shrinkage toward the historical mean (Campbell & Thompson 2008 restrict forecasts; this is the
+continuous version): ``forecast = m + w_k (model_k - m)`` with ``m`` the training window's mean
+target and, per factor ``k``, ``w_k`` from ``shrinkage`` minimising the validation tail's squared
+error. There the model is the final linear path's leave-one-out forecast (exact for ridge, so a
+signal that only starts inside the tail still counts) plus the seed ensemble's correction, which
+never trained on the tail. Only training rows take part.
 CPU only, small by design: full history of monthly data trains in well under a second per seed.
 """
 from __future__ import annotations
@@ -27,7 +43,10 @@ import math
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import RidgeCV
 from torch import nn
+
+RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 
 
 class _Encoder(nn.Module):
@@ -65,14 +84,20 @@ class _Encoder(nn.Module):
 
 
 class MultiTaskNet(nn.Module):
-    """Shared encoder, one return head per factor (+ optional volatility and sign heads)."""
+    """Shared encoder, one return head per factor (+ optional volatility and sign heads).
+
+    ``separate=True`` gives each factor its own encoder (the single-task twins): K independent
+    networks in one module, so they train in one loop instead of K.
+    """
 
     def __init__(self, n_inputs: int, lookback: int, n_factors: int, encoder: str = "mlp",
-                 hidden: int = 16, dropout: float = 0.1, vol_head: bool = True, sign_head: bool = True):
+                 hidden: int = 16, dropout: float = 0.1, vol_head: bool = True, sign_head: bool = True,
+                 separate: bool = False):
         super().__init__()
-        self.encoder = _Encoder(encoder, n_inputs, lookback, hidden, dropout)
+        self.encoders = nn.ModuleList(_Encoder(encoder, n_inputs, lookback, hidden, dropout)
+                                      for _ in range(n_factors if separate else 1))
         # Row k of each Linear(hidden, n_factors) is factor k's own head (separate weights and
-        # bias); one matrix instead of K modules only saves Python overhead.
+        # bias), reading the shared encoder or, when separate, factor k's own one.
         self.mean_head = nn.Linear(hidden, n_factors)
         nn.init.zeros_(self.mean_head.weight)  # start at the historical mean (standardized target 0)
         nn.init.zeros_(self.mean_head.bias)
@@ -80,12 +105,16 @@ class MultiTaskNet(nn.Module):
         self.sign_head = nn.Linear(hidden, n_factors) if sign_head else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.encoder(x)
-        out = {"mean": self.mean_head(z)}
+        z = torch.stack([e(x) for e in self.encoders], dim=1)  # (n, 1 or K, hidden)
+
+        def head(layer: nn.Linear) -> torch.Tensor:
+            return (z * layer.weight).sum(dim=-1) + layer.bias
+
+        out = {"mean": head(self.mean_head)}
         if self.vol_head is not None:
-            out["logvar"] = self.vol_head(z)
+            out["logvar"] = head(self.vol_head)
         if self.sign_head is not None:
-            out["sign"] = self.sign_head(z)
+            out["sign"] = head(self.sign_head)
         return out
 
 
@@ -130,7 +159,8 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
                  batch_size: int = 128, val_fraction: float = 0.2, gap: int = 1,
                  vol_head: bool = True, sign_head: bool = True, task_weighting: str = "uncertainty",
                  fixed_weights: tuple[float, float, float] = (1.0, 0.1, 0.1),
-                 seeds: tuple[int, ...] = (0, 1, 2), grid: dict | None = None):
+                 seeds: tuple[int, ...] = (0, 1, 2), grid: dict | None = None, linear_core: bool = True,
+                 shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), separate_trunks: bool = False):
         self.encoder = encoder
         self.hidden = hidden
         self.dropout = dropout
@@ -147,6 +177,9 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         self.fixed_weights = fixed_weights
         self.seeds = seeds
         self.grid = grid
+        self.linear_core = linear_core
+        self.shrinkage = shrinkage
+        self.separate_trunks = separate_trunks
 
     # -- fitting ---------------------------------------------------------------------------
     def _split(self, n: int) -> tuple[slice, slice]:
@@ -156,60 +189,94 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
             raise ValueError(f"{n} training samples leave nothing to fit after a validation tail of {n_val}")
         return slice(0, n_fit), slice(n - n_val, n)
 
-    def _train_one(self, X: np.ndarray, Y: np.ndarray, seed: int, params: dict) -> tuple[MultiTaskNet, float]:
+    def _train_one(self, X: np.ndarray, Y: np.ndarray, base: np.ndarray, seed: int,
+                   params: dict) -> tuple[MultiTaskNet, float]:
+        """One network correcting ``base`` (the linear path, standardized units) toward ``Y``."""
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         fit, val = self._split(len(X))
-        xf, yf = torch.from_numpy(X[fit]), torch.from_numpy(Y[fit])
-        xv, yv = torch.from_numpy(X[val]), torch.from_numpy(Y[val])
-        net = MultiTaskNet(X.shape[2], X.shape[1], Y.shape[1], self.encoder, int(params["hidden"]),
-                           params["dropout"], self.vol_head, self.sign_head)
+        xf, yf, bf = (torch.from_numpy(a[fit]) for a in (X, Y, base))
+        xv, yv, bv = (torch.from_numpy(a[val]) for a in (X, Y, base))
+
+        def run(net: MultiTaskNet, x: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+            out = net(x)
+            return out | {"mean": out["mean"] + b}
+
+        K = Y.shape[1]
+        net = MultiTaskNet(X.shape[2], X.shape[1], K, self.encoder, int(params["hidden"]),
+                           params["dropout"], self.vol_head, self.sign_head, self.separate_trunks)
         heads = ("mean",) + (("logvar",) if self.vol_head else ()) + (("sign",) if self.sign_head else ())
         loss_fn = _TaskLoss(Y.shape[1], heads, self.task_weighting, self.fixed_weights)
         opt = torch.optim.Adam(
             [{"params": net.parameters(), "weight_decay": params["weight_decay"]},
              {"params": loss_fn.parameters(), "weight_decay": 0.0}], lr=params["lr"])
-        best, best_state, stale = math.inf, None, 0
+        # early stopping per trunk: the shared one on the mean error, each separate one on its factor's
+        groups = [[k] for k in range(K)] if self.separate_trunks else [list(range(K))]
+
+        def val_errors() -> np.ndarray:
+            net.eval()
+            with torch.no_grad():
+                errs = ((run(net, xv, bv)["mean"] - yv) ** 2).mean(dim=0).numpy()
+            return np.array([errs[g].mean() for g in groups])
+
+        best = val_errors()  # the untrained state (= the linear path) is the first candidate
+        states = [{k: v.clone() for k, v in net.state_dict().items()}] * len(groups)
+        stale = np.zeros(len(groups), dtype=int)
         for _ in range(self.epochs):
             net.train()
             for idx in torch.randperm(len(xf), generator=gen).split(self.batch_size):
                 opt.zero_grad()
-                loss_fn(net(xf[idx]), yf[idx]).backward()
+                loss_fn(run(net, xf[idx], bf[idx]), yf[idx]).backward()
                 opt.step()
-            net.eval()
-            with torch.no_grad():
-                val_mse = float(((net(xv)["mean"] - yv) ** 2).mean())
-            if val_mse < best - 1e-6:
-                best, stale = val_mse, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        net.load_state_dict(best_state)
+            errs = val_errors()
+            better = (errs < best - 1e-6) & (stale < self.patience)  # a stopped trunk stays stopped
+            for i in np.flatnonzero(better):
+                states[i] = {k: v.clone() for k, v in net.state_dict().items()}
+            best = np.where(better, errs, best)
+            stale = np.where(better, 0, stale + 1)
+            if (stale >= self.patience).all():
+                break
+        net.load_state_dict(_combine(states, K) if self.separate_trunks else states[0])
         net.eval()
-        return net, best
+        return net, float(best.mean())
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "MultiTaskTimer":
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         if X.ndim != 3 or y.ndim != 2 or len(X) != len(y):
             raise ValueError(f"expected X (n, lookback, inputs) and y (n, factors); got {X.shape}, {y.shape}")
-        fit, _ = self._split(len(X))
+        fit, val = self._split(len(X))
         self.y_mean_ = y[fit].mean(axis=0)
         self.y_std_ = y[fit].std(axis=0) + 1e-12
         Y = ((y - self.y_mean_) / self.y_std_).astype(np.float32)
-        base = {"hidden": self.hidden, "dropout": self.dropout, "weight_decay": self.weight_decay, "lr": self.lr}
+        flat = X.reshape(len(X), -1)
+        if self.linear_core:
+            base = _ridge(flat[fit], Y[fit]).predict(flat).astype(np.float32)
+        else:
+            base = np.zeros_like(Y)
+        defaults = {"hidden": self.hidden, "dropout": self.dropout, "weight_decay": self.weight_decay, "lr": self.lr}
         grid = self.grid or {}
-        candidates = [dict(base, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] or [base]
+        candidates = [dict(defaults, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] or [defaults]
         scored = []
         for params in candidates:
-            net, score = self._train_one(X, Y, self.seeds[0], params)
+            net, score = self._train_one(X, Y, base, self.seeds[0], params)
             scored.append((score, params, net))
         _, self.best_params_, first = min(scored, key=lambda s: s[0])
         self.grid_scores_ = [(p, s) for s, p, _ in scored]
-        self.models_ = [first] + [self._train_one(X, Y, s, self.best_params_)[0] for s in self.seeds[1:]]
+        self.models_ = [first] + [self._train_one(X, Y, base, s, self.best_params_)[0] for s in self.seeds[1:]]
         self.n_features_in_ = X.shape[2]
+        self.core_coef_ = np.zeros((Y.shape[1], flat.shape[1]))
+        self.core_intercept_ = np.zeros(Y.shape[1])
+        core_loo = np.zeros_like(Y)
+        if self.linear_core:  # the final linear path uses every training row, like the ridge baseline
+            core = _ridge(flat, Y)
+            self.core_coef_ = core.coef_.reshape(Y.shape[1], -1)  # one factor: sklearn drops the axis
+            self.core_intercept_ = np.reshape(core.intercept_, Y.shape[1])
+            core_loo = np.column_stack([ridge_loo_predictions(flat, Y[:, [k]], a)[:, 0]
+                                        for k, a in enumerate(np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))])
+        model_val = core_loo[val] + self._ensemble(X[val], "mean")
+        self.shrink_weight_ = choose_shrinkage(Y[val], model_val, Y.mean(axis=0), self.shrinkage)
+        self.shrink_target_ = y.mean(axis=0)
         return self
 
     # -- prediction ------------------------------------------------------------------------
@@ -218,9 +285,18 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         with torch.no_grad():
             return np.mean([m(x)[key].numpy() for m in self.models_], axis=0)
 
+    def _shrink(self, model: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Standardized model forecast -> return units, shrunk toward the historical mean."""
+        as_t = (lambda a: torch.as_tensor(a, dtype=model.dtype)) if isinstance(model, torch.Tensor) else np.asarray
+        ret = model * as_t(self.y_std_) + as_t(self.y_mean_)
+        target = as_t(self.shrink_target_)
+        return target + as_t(self.shrink_weight_) * (ret - target)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Expected next-horizon return per factor (ensemble mean), in return units."""
-        return self._ensemble(X, "mean") * self.y_std_ + self.y_mean_
+        """Expected next-horizon return per factor (linear path + ensemble mean, shrunk), in return units."""
+        X = np.asarray(X, dtype=np.float32)
+        core = X.reshape(len(X), -1) @ self.core_coef_.T + self.core_intercept_
+        return self._shrink(core + self._ensemble(X, "mean"))
 
     def predict_vol(self, X: np.ndarray) -> np.ndarray:
         if not self.vol_head:
@@ -230,4 +306,40 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
     def torch_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable ensemble mean forecast in return units (for integrated gradients)."""
         mean = torch.stack([m(x)["mean"] for m in self.models_]).mean(dim=0)
-        return mean * torch.as_tensor(self.y_std_, dtype=mean.dtype) + torch.as_tensor(self.y_mean_, dtype=mean.dtype)
+        core = x.flatten(1) @ torch.as_tensor(self.core_coef_.T, dtype=x.dtype) + torch.as_tensor(self.core_intercept_, dtype=x.dtype)
+        return self._shrink(core + mean)
+
+
+def _ridge(X: np.ndarray, Y: np.ndarray) -> RidgeCV:
+    """The linear path: one penalty per factor, chosen by efficient leave-one-out."""
+    return RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True).fit(X, Y)
+
+
+def _combine(states: list[dict[str, torch.Tensor]], n_factors: int) -> dict[str, torch.Tensor]:
+    """One state from per-factor best states: encoder k and head row k from factor k's state."""
+    out = {}
+    for key, value in states[0].items():
+        if key.startswith("encoders."):
+            out[key] = states[int(key.split(".")[1])][key]
+        elif value.shape[:1] == (n_factors,):  # a head's weight or bias: row k is factor k's
+            out[key] = torch.stack([states[k][key][k] for k in range(n_factors)])
+        else:
+            out[key] = value
+    return out
+
+
+def ridge_loo_predictions(X: np.ndarray, Y: np.ndarray, alpha: float) -> np.ndarray:
+    """Leave-one-out forecasts of ridge with an intercept: ``y_i - e_i / (1 - h_ii)``."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    xc, yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    inv = np.linalg.pinv(xc.T @ xc + alpha * np.eye(X.shape[1]))
+    fitted = xc @ (inv @ (xc.T @ yc)) + Y.mean(axis=0)
+    leverage = np.einsum("ij,jk,ik->i", xc, inv, xc) + 1.0 / len(X)
+    return Y - (Y - fitted) / (1.0 - leverage)[:, None]
+
+
+def choose_shrinkage(y: np.ndarray, model: np.ndarray, mean: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """Per column, the weight ``w`` in ``weights`` minimising the squared error of ``mean + w (model - mean)``."""
+    errors = np.stack([((mean + w * (model - mean) - y) ** 2).sum(axis=0) for w in weights])
+    return np.asarray(weights, dtype=float)[errors.argmin(axis=0)]

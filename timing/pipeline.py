@@ -2,10 +2,14 @@
 
     documents -> scores -> features (DuckDB) -> timing backtest -> report
 
-Every stage writes into ``<output_dir>/<stage>/`` and records a ``stage.json`` holding the hash
-of everything that determines its output: its own config section, the hashes of the stages
-before it, the bytes of its input files and the model weights. A re-run recomputes only the
-stages whose hash changed; an interrupted scoring stage resumes inside the scoring job itself.
+Every stage is built in ``<output_dir>/<stage>.partial/`` and renamed to ``<output_dir>/<stage>/``
+when complete; its ``stage.json`` holds the hash of everything that determines its output: its
+own config section, the hashes of the stages before it, the bytes of its input files and the
+model weights. A re-run recomputes only the stages whose hash changed; an interrupted scoring
+stage resumes inside the scoring job itself. The run removes only folders holding its own
+``stage.json``: a ``documents/`` or ``scores/`` folder of the user's is an error, never deleted.
+The whole config (inputs, model, timing config, market and macro files, output folders) is
+checked before the first stage starts (:func:`check_run`).
 
 Decision (historical backfills): the public and sample corpora carry no arrival times, so by
 default (``documents.arrival = "published"``) each document is taken as ingested when it was
@@ -19,21 +23,26 @@ import json
 import logging
 import shutil
 import time
-import tomllib
 from pathlib import Path
 from typing import Callable, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nlp.errors import UsageError
+from nlp.lifecycle import marks_interruption
+from nlp.paths import resolve_data_path
 from nlp.readers.documents import ColumnMapping, get_preset, read_documents, write_documents
 from nlp.rejects import Rejects, atomic_write_text
+from timing.config import ConfigError, read_toml, validated
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "run_default.toml"
 STAGES = ("documents", "scores", "features", "timing", "report")
+STAGE_FILE = "stage.json"  # written by the run into each stage folder: its key, status and summary
+PARTIAL = ".partial"  # suffix of the folder a stage is built in before it is renamed into place
 
 # Column mapping of the Document Parquet files the documents stage writes (nlp.contracts).
 DOCUMENT_MAPPING = ColumnMapping(doc_id="doc_id", text="text", published_at="published_at", entities="entities",
@@ -74,16 +83,6 @@ class InputConfig(_Strict):
         return Path(resolve_data_path(self.path)), self.source, self.mapping
 
 
-def resolve_data_path(value: str) -> str:
-    """``datasets:<name>/<file>`` -> a path under ``nlp.paths.datasets_dir()``; anything else unchanged.
-
-    Configs name shared data this way so the same file runs wherever ``$ALTSIGNAL_DATASETS`` points.
-    """
-    from nlp.paths import datasets_dir
-
-    return str(datasets_dir() / value[len("datasets:"):]) if value.startswith("datasets:") else value
-
-
 class DocumentsConfig(_Strict):
     inputs: list[InputConfig] = Field(min_length=1)
     arrival: Literal["published", "now"] = "published"
@@ -98,7 +97,7 @@ class DocumentsConfig(_Strict):
 
 
 class ScoringConfig(_Strict):
-    model: str = "default"  # "default" = the shipped model, else an artifact folder
+    model: str = "default"  # "default" or "fast" = a shipped model, else an artifact folder
     numeric: str = "auto"
     engine: Literal["local", "ray"] = "local"
 
@@ -108,7 +107,7 @@ class RunConfig(_Strict):
     output_dir: Path
     documents: DocumentsConfig
     scoring: ScoringConfig = ScoringConfig()
-    timing_config: Path = Path("default.toml")  # relative to this config's folder
+    timing_config: Path = CONFIG_DIR / "default.toml"  # in a file: relative to that file's folder
     timing_overrides: dict = Field(default_factory=dict)  # merged into the timing TOML
 
 
@@ -119,19 +118,20 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """A run TOML; ``extends = "other.toml"`` (relative to this file) starts from that one."""
-    raw = tomllib.loads(path.read_text())
+    path = path.resolve()
+    if path in chain:
+        raise ConfigError("`extends` loop: " + " -> ".join(str(p) for p in (*chain, path)))
+    raw = read_toml(path)
+    if isinstance(raw.get("timing_config"), str):  # relative to the file that names it
+        raw["timing_config"] = str(path.parent / raw["timing_config"])
     parent = raw.pop("extends", None)
-    return _merge(_read_toml(path.parent / parent), raw) if parent else raw
+    return _merge(_read_toml(path.parent / parent, (*chain, path)), raw) if parent else raw
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    path = Path(path)
-    cfg = RunConfig(**_read_toml(path))
-    if not cfg.timing_config.is_absolute():
-        cfg = cfg.model_copy(update={"timing_config": (path.parent / cfg.timing_config).resolve()})
-    return cfg
+    return validated(RunConfig, _read_toml(Path(path)), path)
 
 
 # -- stage cache ------------------------------------------------------------------------------
@@ -150,30 +150,68 @@ def stage_key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cached_stage(folder: Path, key: str, build: Callable[[Path], dict]) -> dict:
-    """Run ``build(folder)`` unless ``folder/stage.json`` records the same key; return its summary.
+def _state(folder: Path) -> dict | None:
+    marker = folder / STAGE_FILE
+    return json.loads(marker.read_text()) if marker.is_file() else None
 
-    ``stage.started`` holds the key of a run in progress: an interrupted stage with the same key
-    is resumed in place (the scoring job picks up its finished chunks); any other key means the
-    folder's content belongs to other inputs, so it is cleared first.
+
+def _set_state(folder: Path, key: str, status: str, **extra) -> None:
+    state = {"key": key, "status": status, **extra}
+    atomic_write_text(folder / STAGE_FILE, json.dumps(state, indent=2, default=str) + "\n")
+
+
+def check_owned(folder: Path) -> None:
+    """Refuse a folder the run did not create: only absent, empty or marked folders may be replaced."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file, where `altsignal run` keeps a stage folder",
+                         hint="choose another output folder (--output-dir) or move that file away")
+    # a kill while the first stage.json was being written leaves only its temp file: still ours
+    if folder.is_dir() and _state(folder) is None and not all(
+            p.name.startswith(f".{STAGE_FILE}.") and p.name.endswith(".tmp") for p in folder.iterdir()):
+        raise UsageError(f"{folder} was not written by `altsignal run` (no {STAGE_FILE}); it is left untouched",
+                         hint="choose another output folder (--output-dir) or move that folder away")
+
+
+def _remove(folder: Path) -> None:
+    check_owned(folder)
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():  # the marker last: a removal cut short leaves a folder still marked
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.name != STAGE_FILE:
+            p.unlink()
+    shutil.rmtree(folder)
+
+
+def cached_stage(folder: Path, key: str, build: Callable[[Path], dict], resume: bool = False) -> dict:
+    """Run ``build`` unless ``folder/stage.json`` records the same key as complete; return the summary.
+
+    The stage is built in ``<folder>.partial`` and renamed to ``folder`` once complete, so a stage
+    folder is always whole. A partial folder with the same key is resumed when ``resume`` (the
+    scoring job picks up its finished chunks), else rebuilt; an interruption marks it
+    ``interrupted``. Only folders holding the run's ``stage.json`` are ever removed.
     """
-    marker, started = folder / "stage.json", folder / "stage.started"
-    if marker.exists():
-        done = json.loads(marker.read_text())
-        if done.get("key") == key:
-            log.info("stage %s: cached (%s)", folder.name, key)
-            return done["summary"] | {"cached": True}
-    if folder.exists() and not (started.exists() and started.read_text() == key):
-        log.info("stage %s: inputs changed, recomputing", folder.name)
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(started, key)
-    t0 = time.perf_counter()
-    summary = build(folder)
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_text(marker, json.dumps({"key": key, "summary": summary}, indent=2, default=str) + "\n")
-    started.unlink()
-    return summary | {"cached": False}
+    done = _state(folder)
+    if done is not None and done.get("key") == key and done.get("status", "complete") == "complete":
+        log.info("stage %s: cached (%s)", folder.name, key)
+        return done["summary"] | {"cached": True}
+    partial = folder.with_name(folder.name + PARTIAL)
+    state = _state(partial)
+    if state is None or state["key"] != key or not (resume or state["status"] == "complete"):
+        _remove(partial)
+        partial.mkdir(parents=True)
+    if state is None or state["key"] != key or state["status"] != "complete":
+        log.info("stage %s: %s", folder.name, "resuming" if partial.joinpath(STAGE_FILE).exists() else "computing")
+        _set_state(partial, key, "running")
+        t0 = time.perf_counter()
+        with marks_interruption(lambda signame: _set_state(partial, key, "interrupted", signal=signame)):
+            summary = build(partial)
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            _set_state(partial, key, "complete", summary=summary)
+    _remove(folder)
+    partial.rename(folder)
+    return _state(folder)["summary"] | {"cached": False}
 
 
 # -- stages -----------------------------------------------------------------------------------
@@ -214,7 +252,6 @@ def _features_stage(cfg: RunConfig, docs_dir: Path, scores_dir: Path, folder: Pa
     from signals.store import FeatureStore
 
     db = folder / "features.duckdb"
-    db.unlink(missing_ok=True)  # the stage is rebuilt whole when any input changed
     with FeatureStore(db) as store:
         for item in cfg.documents.inputs:
             docs = pd.read_parquet(docs_dir / f"{item.name}.parquet")
@@ -222,17 +259,18 @@ def _features_stage(cfg: RunConfig, docs_dir: Path, scores_dir: Path, folder: Pa
             if cfg.documents.arrival == "published":
                 docs["ingested_at"] = docs["published_at"]
                 scores["ingested_at"] = scores["published_at"]
-            store.add_documents(docs)
-            store.add_scores(scores)
+            # Each run input is its own feed: ids may repeat across inputs (signals/store.py).
+            store.add_documents(docs, feed=item.name)
+            store.add_scores(scores, feed=item.name)
         store.build()
         counts = store.counts()
-    return {"db": str(db), **counts}
+    return {"db": str(Path(cfg.output_dir) / "features" / db.name), **counts}
 
 
 def _timing_config(cfg: RunConfig, db: Path, folder: Path):
     from timing.config import TimingConfig
 
-    raw = tomllib.loads(cfg.timing_config.read_text())
+    raw = read_toml(cfg.timing_config)
     for section, values in cfg.timing_overrides.items():
         raw[section] = raw.get(section, {}) | values if isinstance(values, dict) else values
     data = raw.setdefault("data", {})
@@ -243,7 +281,7 @@ def _timing_config(cfg: RunConfig, db: Path, folder: Path):
         elif isinstance(data.get(key), list):
             data[key] = [resolve_data_path(v) for v in data[key]]
     raw["output_dir"] = str(folder)
-    return TimingConfig(**raw)
+    return validated(TimingConfig, raw, f"{cfg.timing_config} (with the run's timing_overrides)")
 
 
 def _timing_stage(tcfg, folder: Path) -> dict:
@@ -285,17 +323,48 @@ def _report(cfg: RunConfig, summaries: dict, timing_dir: Path) -> Path:
     return out
 
 
-def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
-    """Run every stage (reusing cached ones unless named in ``force``); return the report path."""
-    from nlp.models import default_model_path
+def check_run(cfg: RunConfig, force: tuple[str, ...] = ()):
+    """Check everything a run refers to before any stage starts; return (model folder, timing config).
+
+    Unknown ``force`` stages, output folders the run did not create, missing inputs, a model
+    folder that is not an artifact, a missing or invalid timing config and missing market or
+    macro files all fail here, not after scoring.
+    """
+    from nlp.models import META_FILE, model_path
 
     unknown = set(force) - set(STAGES)
     if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
+        raise UsageError(f"unknown stage(s) {sorted(unknown)} in --force; stages are {list(STAGES)}")
+    root = Path(cfg.output_dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"output folder {root} is a file", hint="choose another --output-dir")
+    for stage in STAGES[:-1]:
+        check_owned(root / stage)
+        check_owned(root / (stage + PARTIAL))
+    for item in cfg.documents.inputs:
+        path = item.resolve()[0]
+        if not path.exists():
+            raise UsageError(f"input {item.preset or item.path}: {path} does not exist")
+    model = model_path(cfg.scoring.model)
+    if not (model / META_FILE).is_file():
+        raise UsageError(f"scoring.model {model} is not a model artifact (no {META_FILE})")
+    tcfg = _timing_config(cfg, root / "features" / "features.duckdb", root / "timing")
+    sources = [tcfg.data.market_source, *([tcfg.data.macro_source] if isinstance(tcfg.data.macro_source, str)
+                                          else tcfg.data.macro_source)]
+    for src in sources:
+        if src != "packaged" and "://" not in src and not Path(src).exists():
+            raise UsageError(f"{cfg.timing_config}: market/macro source {src} does not exist")
+    return model, tcfg
+
+
+def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
+    """Run every stage (reusing cached ones unless named in ``force``); return the report path."""
+    model, tcfg = check_run(cfg, force)
     root = Path(cfg.output_dir)
     for stage in force:
-        shutil.rmtree(root / stage, ignore_errors=True)
-    model = Path(default_model_path()) if cfg.scoring.model == "default" else Path(cfg.scoring.model)
+        if stage in STAGES[:-1]:
+            _remove(root / stage)
+            _remove(root / (stage + PARTIAL))
     summaries: dict[str, dict] = {}
 
     inputs = [(i.model_dump(mode="json"), file_digest(i.resolve()[0])) for i in cfg.documents.inputs]
@@ -304,14 +373,12 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
 
     k_scores = stage_key("scores", k_docs, cfg.scoring.model_dump(), file_digest(model))
     summaries["scores"] = cached_stage(root / "scores", k_scores,
-                                       lambda f: _scores_stage(cfg, root / "documents", model, f))
+                                       lambda f: _scores_stage(cfg, root / "documents", model, f), resume=True)
 
     k_feat = stage_key("features", k_scores, cfg.documents.arrival)
     summaries["features"] = cached_stage(root / "features", k_feat,
                                          lambda f: _features_stage(cfg, root / "documents", root / "scores", f))
 
-    db = root / "features" / "features.duckdb"
-    tcfg = _timing_config(cfg, db, root / "timing")  # its output_dir is the stage folder
     k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"))
     summaries["timing"] = cached_stage(root / "timing", k_timing, lambda f: _timing_stage(tcfg, f))
 

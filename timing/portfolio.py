@@ -8,14 +8,21 @@ At each decision date D (a test row) the construction uses only returns realised
 3. optional long-only clip, then scaling to the annual volatility target under Sigma, then the
    per-factor cap ``|w| <= max_weight`` (a cap binding after scaling lowers the ex-ante vol;
    it is never scaled back up past the cap);
-4. no-trade band: a factor's weight moves only when the target differs from the held weight by
-   more than ``no_trade_band``;
+3b. optional Moreira-Muir volatility management (``vol_managed=True``): each factor's weight is
+   multiplied by its long-run variance (the covariance window's) over its recent realized
+   variance (the last ``vol_window`` rows up to D), capped at ``max_vol_scale``, then capped at
+   ``max_weight`` again. It comes after the vol target on purpose: scaling to a constant ex-ante
+   volatility under the long-window covariance would undo it;
+4. trading: a factor's weight moves only when the target differs from the held weight by more
+   than ``no_trade_band``, and then by the L1-penalised step ``sign(d) max(|d| - penalty, 0)``
+   (the minimiser of ``1/2 (w - target)^2 + turnover_penalty |w - held|``, ``d = target - held``);
 5. the weight set at D earns the factor returns of D+1 .. D+h; costs of ``cost_bps`` per unit
    of turnover ``sum_k |w_k(D) - w_k(D-1)|`` are charged at D (the first trade from cash counts).
 
 Every strategy, equal weight included, goes through the same steps, so all are compared at the
 same volatility target with the same costs. Non-overlapping holding periods are used for
-horizons longer than one period: the book is rebalanced every ``horizon`` rows.
+horizons longer than one period: the book is rebalanced every ``horizon`` rows, so a weekly
+forecast on a daily panel trades at most once a week.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ from sklearn.covariance import LedoitWolf
 
 from timing.config import PortfolioConfig
 from timing.dataset import forward_returns
+from timing.predictors import realized_variance
 
 
 @dataclass
@@ -61,31 +69,43 @@ def target_weights(signal: np.ndarray, cov: np.ndarray, cfg: PortfolioConfig, pe
     return np.clip(w, -cfg.max_weight, cfg.max_weight)
 
 
-def apply_band(targets: np.ndarray, band: float) -> np.ndarray:
-    """Hold each weight until its target moves more than ``band`` away (starting from cash)."""
+def trade(targets: np.ndarray, band: float, penalty: float = 0.0) -> np.ndarray:
+    """Held weights: move toward each target only past ``band``, by the L1-penalised step (from cash)."""
     held = np.zeros(targets.shape[1])
     out = np.empty_like(targets)
     for i, t in enumerate(targets):
-        move = np.abs(t - held) > band
-        held = np.where(move, t, held)
+        d = t - held
+        step = np.sign(d) * np.maximum(np.abs(d) - penalty, 0.0)
+        held = np.where(np.abs(d) > band, held + step, held)
         out[i] = held
     return out
 
 
+def vol_scale(long_var: np.ndarray, recent_var: np.ndarray, cap: float) -> np.ndarray:
+    """Moreira-Muir scale ``long / recent`` per factor, in [0, cap] (1 where recent is unknown)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isfinite(recent_var) & (recent_var > 0), long_var / recent_var, 1.0)
+    return np.clip(ratio, 0.0, cap)
+
+
 def backtest(signals: pd.DataFrame, returns: pd.DataFrame, cfg: PortfolioConfig, horizon: int,
-             periods_per_year: float, from_forecast: bool) -> PortfolioResult:
+             periods_per_year: float, from_forecast: bool, vol_managed: bool = False,
+             vol_window: int = 21) -> PortfolioResult:
     """Run steps 1-5 for the decision dates in ``signals`` (forecasts or raw weights)."""
     factors = list(signals.columns)
     dates = signals.index[::horizon]
     ppy = periods_per_year / horizon  # holding periods per year
     cov_scale = horizon  # per-period covariance -> per-holding-period covariance
-    targets = np.vstack([
-        target_weights(signals.loc[d].to_numpy(dtype=float),
-                       shrunk_covariance(returns[factors], d, cfg.cov_window) * cov_scale, cfg, ppy,
-                       from_forecast)
-        for d in dates
-    ])
-    weights = apply_band(targets, cfg.no_trade_band)
+    recent = realized_variance(returns[factors], vol_window, 1)
+    targets = []
+    for d in dates:
+        cov = shrunk_covariance(returns[factors], d, cfg.cov_window)
+        w = target_weights(signals.loc[d].to_numpy(dtype=float), cov * cov_scale, cfg, ppy, from_forecast)
+        if vol_managed:
+            w = np.clip(w * vol_scale(np.diag(cov), recent.loc[d].to_numpy(), cfg.max_vol_scale),
+                        -cfg.max_weight, cfg.max_weight)
+        targets.append(w)
+    weights = trade(np.vstack(targets), cfg.no_trade_band, cfg.turnover_penalty)
     prev = np.vstack([np.zeros(len(factors)), weights[:-1]])
     turnover = np.abs(weights - prev).sum(axis=1)
     costs = turnover * cfg.cost_bps / 1e4

@@ -40,29 +40,58 @@ def _table(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([head, sep, *rows])
 
 
-def target_check(fm: pd.DataFrame, pm: pd.DataFrame) -> list[str]:
+def _main_part(pm: pd.DataFrame) -> str:
+    """The part the portfolio targets are judged on: the test part when there is one."""
+    return "test" if "test" in set(pm.part) else "all"
+
+
+def _net_sharpe(pm: pd.DataFrame, part: str) -> pd.Series:
+    return pm[(pm.basis == "net") & (pm.part == part)].set_index("strategy")["sharpe"]
+
+
+def target_check(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
     """The issue's targets, each stated as met or not with the numbers behind it."""
-    net = fm[fm.model == NETWORK]
+    net = fm[(fm.model == NETWORK) & (fm.part == "all")]
     wins = net[(net.oos_r2 > 0) & (net.cw_p < 0.10)]
-    lines = [f"- Network beats the historical mean (OOS R^2 > 0 and Clark-West p < 0.10) on "
-             f"{len(wins)} factor(s) {list(wins.factor)}: target of at least two "
+    lines = [f"- Network beats the historical mean (OOS R^2 > 0 and Clark-West p < 0.10) over the whole "
+             f"out-of-sample period on {len(wins)} factor(s) {list(wins.factor)}: target of at least two "
              f"**{'met' if len(wins) >= 2 else 'not met'}**."]
-    sharpe = pm[pm.basis == "net"].set_index("strategy")["sharpe"]
+    part = _main_part(pm)
+    sharpe = _net_sharpe(pm, part)
     nets = sharpe.get(NETWORK, np.nan)
-    for label, name in (("static equal weight", "equal_weight"), ("single-task networks", "single_task_net")):
+    pvals = tests[(tests.part == part) & (tests.basis == "net") & (tests.strategy == NETWORK)].set_index("versus")
+    for label, name in (("static equal weight", "equal_weight"), ("single-task networks", "single_task_net"),
+                        ("volatility-managed equal weight", "vol_managed")):
         if name in sharpe:
-            lines.append(f"- Net Sharpe {nets:.3f} vs {label} {sharpe[name]:.3f}: "
-                         f"**{'beats' if nets > sharpe[name] else 'does not beat'}**.")
-    others = sharpe.drop(labels=[NETWORK], errors="ignore")
+            p = pvals["p_value"].get({"equal_weight": "equal weight", "single_task_net": "single-task twins"}.get(name))
+            lines.append(f"- {part} part, net Sharpe {nets:.3f} vs {label} {sharpe[name]:.3f}: "
+                         f"**{'beats' if nets > sharpe[name] else 'does not beat'}**"
+                         + (f" (difference {nets - sharpe[name]:+.3f}, bootstrap p = {p:.2f})." if p is not None else "."))
+    others = sharpe.drop(labels=[s for s in sharpe.index if s.startswith(NETWORK)])
     if len(others):
         best = others.idxmax()
-        lines.append(f"- Best baseline by net Sharpe: {best} {others[best]:.3f}; network "
-                     f"**{'beats' if nets > others[best] else 'does not beat'}** it.")
-    gross = pm[(pm.basis == "gross") & (pm.strategy == NETWORK)]
-    if len(gross):
-        g = gross.iloc[0]
-        lines.append(f"- Network gross Sharpe {g.sharpe:.3f}, annual turnover {g.turnover_annual:.2f} "
-                     f"(costs take {g.ann_return - pm[(pm.basis == 'net') & (pm.strategy == NETWORK)].ann_return.iloc[0]:.4f} a year).")
+        p = next((v for k, v in pvals["p_value"].items() if k.startswith("best baseline")), np.nan)
+        lines.append(f"- {part} part, best baseline by net Sharpe: {best} {others[best]:.3f}; network "
+                     f"**{'beats' if nets > others[best] else 'does not beat'}** it "
+                     f"(difference {nets - others[best]:+.3f}, bootstrap p = {p:.2f}).")
+    rows = pm[(pm.part == part) & (pm.strategy == NETWORK)].set_index("basis")
+    if len(rows) == 2:
+        lines.append(f"- {part} part, network gross Sharpe {rows.loc['gross', 'sharpe']:.3f}, net "
+                     f"{rows.loc['net', 'sharpe']:.3f}; annual turnover {rows.loc['net', 'turnover_annual']:.2f}; "
+                     f"cost drag {rows.loc['net', 'cost_drag']:.4f} a year.")
+    return lines
+
+
+def _pivot(fm: pd.DataFrame, part: str, value: str) -> pd.DataFrame:
+    return fm[fm.part == part].pivot(index="model", columns="factor", values=value).reset_index()
+
+
+def _protocol(summary: dict) -> list[str]:
+    parts = summary.get("parts", {})
+    lines = [f"- {name}: decisions {a} .. {b} ({n} holding periods)" for name, (a, b, n) in parts.items()]
+    if "test" in parts:
+        lines.append("- Designs were chosen on the validation part only; the test part is run once per design "
+                     "and reported as such (README, \"Factor-timing protocol\").")
     return lines
 
 
@@ -78,9 +107,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     importance = pd.read_parquet(run_dir / "importance.parquet")
     ig = pd.read_parquet(run_dir / "integrated_gradients.parquet")
     ablation = pd.read_parquet(run_dir / "ablation.parquet")
+    tests = pd.read_parquet(run_dir / "sharpe_tests.parquet")
     summary = json.loads((run_dir / "summary.json").read_text())
 
     net = rets.pivot(index="date", columns="strategy", values="net")
+    part = _main_part(pm)
     wealth = (1 + net).cumprod()
     fig, ax = plt.subplots(figsize=(10, 5))
     for name in wealth.columns:
@@ -91,8 +122,8 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     ax.legend(fontsize=7, ncol=3)
     _save(fig, img / "cumulative.png")
 
-    sharpe = pm[pm.basis == "net"].set_index("strategy")["sharpe"]
-    best = sharpe.drop(labels=[NETWORK], errors="ignore").idxmax()
+    sharpe = _net_sharpe(pm, "all")
+    best = sharpe.drop(labels=[s for s in sharpe.index if s.startswith(NETWORK)]).idxmax()
     fig, ax = plt.subplots(figsize=(10, 3.5))
     for name in dict.fromkeys([NETWORK, "equal_weight", best]):
         if name in wealth:
@@ -110,7 +141,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     ax.legend(fontsize=8)
     _save(fig, img / "weights.png")
 
-    r2 = fm.pivot(index="factor", columns="model", values="oos_r2")
+    r2 = fm[fm.part == "all"].pivot(index="factor", columns="model", values="oos_r2")
     fig, ax = plt.subplots(figsize=(10, 4))
     r2.plot.bar(ax=ax)
     ax.axhline(0, color="k", lw=0.5)
@@ -132,16 +163,24 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         f"Panel {summary['panel_start']} .. {summary['panel_end']} ({summary['n_rows']} rows), factors "
         f"{summary['factors']}, {len(summary['features'])} features; walk-forward {summary['n_folds']} folds, "
         f"out-of-sample {summary['first_test']} .. {summary['last_test']}. Run time {summary['total_seconds']:.0f} s.",
-        "", "## Targets", "", *target_check(fm, pm), "",
+        "", "## Protocol", "", *_protocol(summary), "",
+        "## Targets", "", *target_check(fm, pm, tests), "",
         "## Cumulative net returns", "", "![cumulative](img/cumulative.png)", "",
         "![drawdowns](img/drawdowns.png)", "", "![weights](img/weights.png)", "",
-        "## Portfolio metrics (net of costs)", "",
-        _table(pm[pm.basis == "net"].drop(columns="basis").sort_values("sharpe", ascending=False)), "",
-        "## Portfolio metrics (gross)", "",
-        _table(pm[pm.basis == "gross"].drop(columns="basis").sort_values("sharpe", ascending=False)), "",
-        "## Forecasts", "", "![oos r2](img/oos_r2.png)", "",
-        _table(fm[["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]], 4), "",
     ]
+    columns = ["strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return", "ann_vol", "max_drawdown",
+               "turnover_annual", "cost_drag", "n"]
+    for part in [p for p in ("validation", "test", "all") if p in set(pm.part)]:
+        for basis, title in (("net", "net of costs"), ("gross", "gross")):
+            sel = pm[(pm.part == part) & (pm.basis == basis)][columns].sort_values("sharpe", ascending=False)
+            lines += [f"## Portfolio metrics, {part} part ({title})", "", _table(sel), ""]
+    lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", _table(tests), "",
+              "## Forecasts", "", "![oos r2](img/oos_r2.png)", ""]
+    for part in [p for p in ("validation", "test", "all") if p in set(fm.part)]:
+        lines += [f"OOS R^2 vs the historical mean, {part} part:", "", _table(_pivot(fm, part, "oos_r2"), 4), "",
+                  f"Clark-West p, {part} part:", "", _table(_pivot(fm, part, "cw_p"), 3), ""]
+    lines += ["All forecast metrics, whole out-of-sample period:", "",
+              _table(fm[fm.part == "all"][["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]], 4), ""]
     if has_expl:
         lines += ["## Feature-group importance", "", "![importance](img/importance.png)", "",
                   _table(importance, 4), "", _table(ig, 3), "", "## Ablation", "", _table(ablation, 4), ""]

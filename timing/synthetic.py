@@ -4,13 +4,15 @@
 returns over D+1: factor ``A`` loads on ``market.x1``, factor ``B`` on ``sentiment.s1`` (which,
 like real alternative data, only starts halfway through and is masked before), factor ``C`` is
 noise. ``signal=False`` gives returns independent of every feature. Regime columns for the
-macro rule are included so every baseline can run.
+macro rule are included so every baseline can run. ``synthetic_daily_panel`` has the shape of a
+daily news study, for timing the harness (bench/timing_fit.py).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from timing.config import KNOWN_FACTORS
 from timing.dataset import MASK_SUFFIX
 
 
@@ -37,3 +39,37 @@ def synthetic_panel(n: int = 360, signal: bool = True, seed: int = 0, start: str
     panel["sentiment.s1"] = sent
     panel["sentiment.s1" + MASK_SUFFIX] = panel["sentiment.s1"].notna().astype(float)
     return panel
+
+
+def synthetic_daily_panel(n: int = 1800, n_features: int = 185, factors: tuple[str, ...] = KNOWN_FACTORS,
+                          seed: int = 0, start: str = "2010-01-04") -> pd.DataFrame:
+    """A daily panel shaped like a news study: ``n`` sessions, ``n_features`` features, ``factors``.
+
+    Two thirds of the features are macro series that change once a month (forward-filled, like
+    FRED-MD on a daily index), a sixth are daily market series and a sixth daily sentiment series
+    that start halfway (masked before). The first market feature carries a weak weekly signal for
+    the first factor, so the numbers are not all noise; the panel exists to time the harness.
+    """
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(start, periods=n)
+    n_drawn = n_features - 2  # the two activity columns count as features
+    n_macro = 2 * n_drawn // 3
+    n_sent = n_drawn // 6
+    n_market = n_drawn - n_macro - n_sent
+    months = dates.to_period("M")
+    macro_months = rng.standard_normal((months.nunique(), n_macro)).cumsum(axis=0) * 0.1
+    macro = macro_months[pd.factorize(months)[0]]
+    market = rng.standard_normal((n, n_market))
+    sent = rng.standard_normal((n, n_sent))
+    sent[: n // 2] = np.nan
+    ret = rng.standard_normal((n, len(factors))) * 0.006 + 0.0002
+    signal = pd.Series(market[:, 0]).rolling(5, min_periods=1).mean().to_numpy()
+    ret[1:, 0] += 0.001 * signal[:-1]
+    panel = pd.DataFrame(ret, index=dates, columns=list(factors))
+    blocks = [pd.DataFrame(macro, index=dates).add_prefix("macro.m"),
+              pd.DataFrame(market, index=dates).add_prefix("market.x"),
+              pd.DataFrame(sent, index=dates).add_prefix("sentiment.s")]
+    sentiment_mask = blocks[2].notna().astype(float).add_suffix(MASK_SUFFIX)
+    activity = pd.DataFrame({"macro.activity_gap": np.sin(np.arange(n) / 200.0),
+                             "macro.activity_chg6": np.cos(np.arange(n) / 200.0)}, index=dates)
+    return pd.concat([panel, *blocks, activity, sentiment_mask], axis=1)

@@ -21,8 +21,8 @@ from typing import Callable, Protocol
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
+from nlp.progress import Progress
 from timing.config import WalkForwardConfig
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def run_walkforward(
             make_model, panel.iloc[lo:hi].copy(), features_only.iloc[max(0, t0 - lookback + 1):t1].copy(),
             panel.index[t0:t1], threads))
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
-    out = list(tqdm(runner(tasks), total=len(tasks), disable=not progress, leave=False, desc="walk-forward"))
+    out = list(Progress(runner(tasks), total=len(tasks), enabled=progress, leave=False, desc="walk-forward"))
     models = [m for m, _ in out]
     name, kind = models[0].name, models[0].kind
     predictions = pd.concat([p for _, p in out])

@@ -3,14 +3,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
+META_FILE = "altsignal_model.json"  # what makes a folder a model artifact (nlp.models.artifact)
+# Models shipped inside the package, by the name `--model`, `Scorer.load` and run configs accept.
+SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model" for name in ("default", "fast")}
+
+
+def model_path(model: str | Path | None = None) -> Path:
+    """The artifact folder of a shipped model named ``default`` (also for None) or ``fast``, or of
+    a folder given as is.
+
+    The one place a model name becomes a folder: CLI ``--model``, evaluation, scoring jobs, the
+    run config and ``Scorer.load`` all resolve through it.
+    """
+    name = str(model or "default")
+    if name not in SHIPPED_MODELS:
+        return Path(name).expanduser()
+    folder = SHIPPED_MODELS[name]
+    if not (folder / META_FILE).exists():
+        from nlp.errors import UsageError
+
+        raise UsageError(f"the {name!r} model is not in this installation ({folder} has no {META_FILE})",
+                         hint="use --model default, or the folder of a model artifact")
+    return folder
 
 
 def default_model_path() -> Path:
     """Folder of the shipped default model (an artifact, see nlp.models.artifact)."""
-    if not (DEFAULT_MODEL_DIR / "altsignal_model.json").exists():
-        raise FileNotFoundError(
-            f"the default model is missing from {DEFAULT_MODEL_DIR}; reinstall altsignal "
-            "(the folder ships as package data)"
-        )
-    return DEFAULT_MODEL_DIR
+    return model_path("default")

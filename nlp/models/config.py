@@ -15,6 +15,9 @@ class FinetuneConfig(BaseModel):
     """
 
     base: str = PACKAGED_MINILM
+    # Keep only these encoder layers of the base (in this order), e.g. [0, 2, 4] for a 3-layer
+    # student initialised from a 6-layer base; None keeps them all.
+    base_layers: list[int] | None = None
     method: Literal["full", "lora"] = "lora"
     train_sets: list[str] = Field(default_factory=lambda: ["fpb:50agree:train", "tfns:train"])
     # Validation drives early stopping and temperature scaling; test sets are never read here.
@@ -58,6 +61,13 @@ class FinetuneConfig(BaseModel):
         if self.teachers and self.balance == "sampling":
             raise ValueError("balance='sampling' resamples labeled rows only; use 'weighted' or 'none' when distilling")
         return self
+
+    @field_validator("base_layers")
+    @classmethod
+    def _layers_distinct(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError(f"base_layers must be distinct non-negative layer indices, got {v}")
+        return v
 
     @field_validator("train_sets")
     @classmethod

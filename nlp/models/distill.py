@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from nlp.models.artifact import load_classifier, read_meta
-from nlp.models.finetune import TokenizedSet, predict_logits
+from nlp.models.training import TokenizedSet, predict_logits
 from nlp.rejects import Rejects, atomic_path
 from nlp.splits import normalize_key
 
@@ -91,7 +91,7 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
     Cached in ``$ALTSIGNAL_CACHE/distill/`` under a hash of the teachers' contents, the texts and
     ``max_length``: students that differ only in training knobs share one labeling pass.
     """
-    from tqdm.auto import tqdm
+    from nlp.progress import Progress
 
     from nlp.scoring.backends import artifact_hash, cache_dir
 
@@ -101,7 +101,7 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
         log.info("teacher probabilities from cache %s", cached)
         return np.load(cached, allow_pickle=False)
     total = np.zeros((len(texts), 3), dtype=np.float64)
-    for path in tqdm(teachers, desc="teachers", disable=not progress):
+    for path in Progress(teachers, desc="teachers", enabled=progress):
         sm = load_classifier(path)
         data = TokenizedSet.build(sm.tokenizer, texts, np.zeros(len(texts)), max_length)
         logits = predict_logits(sm.model, sm.tokenizer, data, batch_size=128, bf16=True)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from nlp.contracts import LABELS
+from nlp.errors import UsageError
 from nlp.models.metrics import (
     accuracy,
     bootstrap_ci,
@@ -37,13 +38,14 @@ from nlp.models.metrics import (
     precision_recall_f1,
     reliability_bins,
 )
+from nlp.progress import Progress
 from nlp.rejects import Rejects, atomic_write_text
 
 log = logging.getLogger(__name__)
 K = len(LABELS)
 
 
-class EvalInputError(ValueError):
+class EvalInputError(UsageError):
     """An evaluation set cannot be evaluated as given (bad rows, unknown labels...)."""
 
 
@@ -82,22 +84,26 @@ def load_eval_set(
     return df[["text", "label"]].reset_index(drop=True)
 
 
-def model_predictor(path: str | Path, batch_size: int = 64) -> Predictor:
-    """A model artifact through the reference ``predict_proba`` (calibrated by its temperature)."""
-    from nlp.models.artifact import load_classifier, predict_proba
+def model_predictor(path: str | Path, numeric: str = "fp32") -> Predictor:
+    """A model artifact through :class:`nlp.scorer.Scorer`, the path batch jobs score with.
 
-    sm = load_classifier(path)
+    fp32 by default: the model card's numbers are the reference path's, not a fast path's.
+    """
+    from nlp.scorer import Scorer
+    from nlp.scoring.config import EngineConfig
+
+    # No dedup cache across calls: a set's texts already met in another set would make its
+    # recorded speed meaningless (within one call identical texts are still scored once).
+    scorer = Scorer.load(path, numeric=numeric, config=EngineConfig(cache_entries=0))
+    order = [scorer.labels.index(label) for label in LABELS]  # the harness's columns are LABELS
 
     def proba(texts: list[str]) -> np.ndarray:
-        # Length-sorted batches waste less on padding; results are put back in input order.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        p = predict_proba(sm, [texts[i] for i in order], batch_size=batch_size).numpy()
-        out = np.empty_like(p)
-        out[order] = p
-        return out
+        return scorer.predict_proba(texts)[:, order]
 
-    info = {"path": str(path), "base": sm.meta.base, "kind": sm.meta.kind, "temperature": sm.meta.temperature}
-    return Predictor(sm.meta.model_id, "model", proba, info)
+    meta = scorer.engine.sm.meta
+    info = {"path": str(path), "base": meta.base, "artifact_kind": meta.kind, "temperature": meta.temperature,
+            "numeric": scorer.numeric}
+    return Predictor(scorer.model_id, "model", proba, info)
 
 
 def baseline_predictor(name: str, train: pd.DataFrame) -> Predictor:
@@ -198,16 +204,14 @@ def evaluate(
     progress: bool = True,
     command: str | None = None,
 ) -> dict:
-    """Evaluate models (artifact folders; the default model if none) and baselines on sets."""
-    from tqdm.auto import tqdm
-
-    from nlp.models import default_model_path
+    """Evaluate models (``default``, ``fast`` or artifact folders; the default model if none) and baselines on sets."""
+    from nlp.models import model_path
     from nlp.models.artifact import read_meta
     from nlp.models.finetune import load_sets
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    models = list(models) or [str(default_model_path())]
+    models = [str(model_path(m)) for m in models] or [str(model_path())]
     rejects = Rejects()
     data = {
         s: load_eval_set(s, text_col, label_col, label_map, skip_bad_rows, rejects) for s in sets
@@ -225,7 +229,7 @@ def evaluate(
         if overlap:
             raise EvalInputError(f"refusing to fit baselines on an evaluated set: {sorted(overlap)}")
         train = load_sets(list(train_names))
-        predictors += [baseline_predictor(b, train) for b in tqdm(baselines, desc="fit baselines", disable=not progress)]
+        predictors += [baseline_predictor(b, train) for b in Progress(baselines, desc="fit baselines", enabled=progress)]
     else:
         train_names = []
 
@@ -242,12 +246,12 @@ def evaluate(
         y = df["label"].map(label_index).to_numpy()
         texts = df["text"].tolist()
         results = {}
-        for p in tqdm(predictors, desc=set_name, disable=not progress):
+        for p in Progress(predictors, desc=set_name, enabled=progress):
             t0 = time.perf_counter()
             proba = np.asarray(p.predict_proba(texts), dtype=float)
             seconds = time.perf_counter() - t0
             res = score_predictions(y, proba, n_boot=n_boot, seed=seed)
-            # Prediction time only (reference path, whatever else runs on the machine).
+            # Prediction time only (whatever else runs on the machine).
             res["predict_seconds"] = round(seconds, 2)
             res["sentences_per_s"] = round(len(texts) / seconds, 1) if seconds > 0 else None
             results[p.name] = res

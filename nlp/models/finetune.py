@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import random
 import shlex
 import shutil
 import signal
@@ -33,21 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nlp import lifecycle
 from nlp.contracts import LABELS
 from nlp.models.artifact import ModelMeta, load_base_for_classification, save_classifier
 from nlp.models.config import FinetuneConfig
+from nlp.models.distill import labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
 from nlp.models.metrics import accuracy, macro_f1
+from nlp.models.training import UNLABELED, TokenizedSet, encode_labels, predict_logits, seed_everything
 from nlp.paths import SPLITS_DIR
 
 log = logging.getLogger(__name__)
-LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
-UNLABELED = -100  # torch's CrossEntropyLoss ignore_index
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def frame_hash(df: pd.DataFrame) -> str:
@@ -79,18 +73,6 @@ def load_sets(names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def encode_labels(labels, allow_missing: bool = False) -> np.ndarray:
-    """Class indices; with ``allow_missing``, missing labels (None/NaN) become ``UNLABELED``."""
-    labels = list(labels)
-    missing = [l is None or (isinstance(l, float) and math.isnan(l)) for l in labels]
-    if any(missing) and not allow_missing:
-        raise ValueError("missing label(s); every training and validation row needs one")
-    unknown = sorted({l for l, m in zip(labels, missing) if not m} - set(LABELS))
-    if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
-    return np.array([UNLABELED if m else LABEL_INDEX[l] for l, m in zip(labels, missing)], dtype=np.int64)
-
-
 def training_loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
                   hard_loss: torch.nn.Module, alpha: float) -> torch.Tensor:
     """Cross-entropy on the labeled rows, mixed with cross-entropy to ``soft`` targets if given.
@@ -103,50 +85,6 @@ def training_loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor
         return hard
     soft_ce = -(soft * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
     return (1 - alpha) * hard + alpha * soft_ce
-
-
-@dataclass
-class TokenizedSet:
-    """Token ids (unpadded) and labels, ready to be cut into length-sorted batches.
-
-    ``labels`` is ``UNLABELED`` for rows that only have ``soft`` targets (distillation).
-    """
-
-    input_ids: list[list[int]]
-    labels: np.ndarray
-    soft: np.ndarray | None = None  # (n, classes) target probabilities
-
-    @classmethod
-    def build(cls, tokenizer, texts: list[str], labels, max_length: int, soft: np.ndarray | None = None) -> "TokenizedSet":
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-        return cls(enc["input_ids"], np.asarray(labels, dtype=np.int64), soft)
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def batches(self, batch_size: int, rng: np.random.Generator | None, order: np.ndarray | None = None):
-        """Index batches of similar token length; shuffled batch order when ``rng`` is given.
-
-        ``order`` (e.g. a class-balanced resample) selects which examples form the epoch.
-        """
-        idx = np.arange(len(self)) if order is None else np.asarray(order)
-        lengths = np.array([len(self.input_ids[i]) for i in idx])
-        if rng is not None:
-            # Random tie-breaking so equal-length examples do not always share a batch.
-            idx = idx[np.lexsort((rng.random(len(idx)), lengths))]
-        else:
-            idx = idx[np.argsort(lengths, kind="stable")]
-        chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
-        if rng is not None:
-            rng.shuffle(chunks)
-        return chunks
-
-    def collate(self, tokenizer, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        enc = tokenizer.pad({"input_ids": [self.input_ids[i] for i in rows]}, return_tensors="pt")
-        enc["labels"] = torch.from_numpy(self.labels[rows])
-        if self.soft is not None:
-            enc["soft"] = torch.from_numpy(self.soft[rows])
-        return dict(enc)
 
 
 def class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> torch.Tensor:
@@ -183,19 +121,6 @@ def make_scheduler(opt, total_steps: int, cfg: FinetuneConfig):
     return get_scheduler(name, opt, num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
 
 
-@torch.no_grad()  # not inference_mode: the logits feed temperature fitting (autograd)
-def predict_logits(model, tokenizer, data: TokenizedSet, batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
-    """Raw logits in the original row order (length-sorted batches internally)."""
-    model.eval()
-    out = torch.empty(len(data), len(LABELS))
-    for rows in data.batches(batch_size, rng=None):
-        enc = data.collate(tokenizer, rows)
-        enc.pop("labels")
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out[torch.from_numpy(rows)] = model(**enc).logits.float()
-    return out
-
-
 @dataclass
 class TrainResult:
     model: torch.nn.Module
@@ -207,7 +132,7 @@ class TrainResult:
 
 
 def _prepare_model(cfg: FinetuneConfig):
-    tokenizer, model = load_base_for_classification(cfg.base)
+    tokenizer, model = load_base_for_classification(cfg.base, cfg.base_layers)
     if cfg.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -236,6 +161,7 @@ def _graceful_stop():
 
     def handler(signum, frame):
         flag["stop"] = True
+        lifecycle.record(signum)  # the CLI still exits 143/130 once the best weights are saved
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -261,7 +187,7 @@ def train_classifier(
     ``on_best`` is called with the current state at each new best evaluation (checkpointing),
     so a run that is stopped (SIGTERM/SIGINT, or killed) still leaves its best model behind.
     """
-    from tqdm.auto import tqdm
+    from nlp.progress import Progress
 
     t0 = time.perf_counter()
     if cfg.threads:
@@ -298,7 +224,7 @@ def train_classifier(
     stale = 0
     step = 0
     stop = False
-    bar = tqdm(total=total, desc=f"finetune {cfg.method}", disable=not progress, file=sys.stderr)
+    bar = Progress(total=total, desc=f"finetune {cfg.method}", enabled=progress)
     running = []
     with _graceful_stop() as interrupted:
         for epoch in range(cfg.epochs):
@@ -436,6 +362,7 @@ def finetune(
             kind=cfg.method,
             temperature=float(temperature),
             max_length=cfg.max_length,
+            base_layers=cfg.base_layers,
             sources=list(cfg.sources),
             extra={**fixed, "history": res.history, "best": res.best,
                    "train_seconds": round(res.seconds, 1), "final": final},
@@ -449,8 +376,6 @@ def finetune(
 
 def _distillation_data(train: pd.DataFrame, cfg: FinetuneConfig, progress: bool) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Labeled rows plus unlabeled text, the teachers' soft targets for all of them, and a record."""
-    from nlp.models.distill import labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     unl = load_unlabeled(cfg.unlabeled, cfg.seed, exclude=labeled_keys()) if cfg.unlabeled else None

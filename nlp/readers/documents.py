@@ -2,8 +2,9 @@
 
 ``iter_documents`` streams chunk by chunk (see :mod:`nlp.readers.records`); ``read_documents``
 is the same stream concatenated, so both give identical rows. Bad rows (missing text or id,
-unparseable or naive timestamps, undecodable bytes, duplicate ids across the whole stream) go to
-the ``Rejects`` with file and line; the good rows load.
+unparseable, naive or implausible timestamps, undecodable bytes, values of the wrong type such
+as a number in the text column, duplicate ids across the whole stream) go to the ``Rejects``
+with file and line; the good rows load.
 
 Presets name the sets this project reads (see ``corpora/cards/``):
 
@@ -20,19 +21,23 @@ Presets name the sets this project reads (see ``corpora/cards/``):
 """
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from nlp.contracts import DOCUMENT_SCHEMA, SOURCES, ContractError, validate_documents
 from nlp.paths import SAMPLE_DIR, dataset_path
-from nlp.readers.records import DEFAULT_CHUNK_ROWS, iter_records
-from nlp.readers.timestamps import DateOnlyPolicy, parse_published
+from nlp.readers.records import CSV_FIELD_LIMIT, DEFAULT_CHUNK_ROWS, iter_records
+from nlp.readers.timestamps import DateOnlyPolicy, implausible, parse_published
 from nlp.rejects import Rejects, atomic_path
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,34 @@ class ColumnMapping(BaseModel):
     date_only: DateOnlyPolicy = "end_of_day"
     time_format: str | None = None  # strptime layout when the source is not ISO-8601
     extra: tuple[str, ...] = ()  # source columns carried through unchanged
+    encoding: str = "utf-8"  # of CSV/JSONL files without a byte-order mark (a mark wins)
+    earliest: date = date(1990, 1, 1)  # published_at before this day (UTC) is implausible: rejected
+    latest: date | None = None  # ... after the end of this day (UTC); None = one day after ingestion
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/New_York or UTC") from exc
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}: use a Python codec name such as utf-8, latin-1, cp1252") from exc
+        return value
+
+    def plausible_range(self, ingested_at: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The published_at range a document may have (see nlp.readers.timestamps)."""
+        day = pd.Timedelta(days=1)
+        latest = ingested_at + day if self.latest is None else pd.Timestamp(self.latest, tz="UTC") + day - pd.Timedelta(1, "us")
+        return pd.Timestamp(self.earliest, tz="UTC"), latest
 
     def source_columns(self) -> list[str]:
         ids = [self.doc_id] if isinstance(self.doc_id, str) else list(self.doc_id)
@@ -127,6 +160,7 @@ def iter_documents(
     rejects: Rejects,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ingested_at: pd.Timestamp | None = None,
+    max_field_chars: int = CSV_FIELD_LIMIT,
 ) -> Iterator[pd.DataFrame]:
     """Stream Document frames (DOCUMENT_SCHEMA columns, then ``mapping.extra``)."""
     if source not in SOURCES:
@@ -135,7 +169,8 @@ def iter_documents(
     seen: dict[str, str] = {}  # doc_id -> "file:line" of its first occurrence
     needed = mapping.source_columns()
     before, n = len(rejects), 0
-    for raw in iter_records(paths, rejects, chunk_rows, columns=needed):
+    for raw in iter_records(paths, rejects, chunk_rows, columns=needed, encoding=mapping.encoding,
+                            max_field_chars=max_field_chars):
         docs = to_documents(raw, mapping, source, rejects, seen, ingested_at)
         n += len(docs)
         if len(docs):
@@ -193,8 +228,14 @@ def to_documents(
             f"{where}: column mapping names missing column(s) {missing}; got columns "
             f"{[c for c in raw.columns if not c.startswith('_')]}"
         )
+    ingested_at = ingested_at or pd.Timestamp.now(tz="UTC")
+    raw = raw.assign(_line=raw["_line"] if "_line" in raw else range(1, len(raw) + 1))
+    for col, types, what in ((mapping.text, (str,), "a string"),
+                             (mapping.entities, (str, list, tuple, np.ndarray), "a ticker string or a list of tickers")):
+        if col:
+            raw = _drop(raw, _wrong_type(raw[col], types, f"{col} must be {what}"), col, raw[col], where, rejects)
     df = pd.DataFrame(index=raw.index)
-    df["_line"] = raw["_line"] if "_line" in raw else range(1, len(raw) + 1)
+    df["_line"] = raw["_line"]
     df["doc_id"] = _doc_ids(raw, mapping.doc_id)
     df["source"] = source
     df["text"] = raw[mapping.text].astype("string")
@@ -207,20 +248,14 @@ def to_documents(
 
     ts, reasons = parse_published(raw[mapping.published_at], mapping.timezone, mapping.date_only, mapping.time_format)
     df["published_at"] = ts
-    bad_ts = reasons.notna()
-    for idx in df.index[bad_ts]:
-        rejects.add(where, int(df.at[idx, "_line"]), mapping.published_at, reasons[idx], raw.at[idx, mapping.published_at])
-    df = df.loc[~bad_ts]
+    reasons = reasons.where(reasons.notna(), implausible(ts, *mapping.plausible_range(ingested_at)))
+    df = _drop(df, reasons, mapping.published_at, raw[mapping.published_at], where, rejects)
 
     if seen is not None:
-        dup = pd.Series([d in seen for d in df["doc_id"].tolist()], index=df.index, dtype=bool)
-        for idx in df.index[dup]:
-            doc_id = df.at[idx, "doc_id"]
-            rejects.add(where, int(df.at[idx, "_line"]), "doc_id",
-                        f"duplicate doc_id: first seen at {seen[doc_id]}", doc_id)
-        df = df.loc[~dup]
+        dup = df["doc_id"].map(lambda d: f"duplicate doc_id: first seen at {seen[d]}" if d in seen else None)
+        df = _drop(df, dup.astype("object"), "doc_id", df["doc_id"], where, rejects)
 
-    out = validate_documents(df.assign(ingested_at=ingested_at or pd.Timestamp.now(tz="UTC")), rejects, where,
+    out = validate_documents(df.assign(ingested_at=ingested_at), rejects, where,
                              keep=mapping.extra)
     if seen is not None:
         first: dict = {}
@@ -229,6 +264,28 @@ def to_documents(
         for doc_id in out["doc_id"].tolist():
             seen.setdefault(doc_id, f"{where}:{first[doc_id]}")
     return out
+
+
+def _wrong_type(values: pd.Series, types: tuple[type, ...], expected: str) -> pd.Series:
+    """A reason for each present value that is not one of ``types`` (e.g. a number as text)."""
+    if str in types and isinstance(values.dtype, pd.StringDtype):  # CSV columns: all text
+        return pd.Series(None, index=values.index, dtype="object")
+
+    def why(value) -> str | None:
+        if value is None or value is pd.NA or isinstance(value, types) or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return f"wrong type: {expected}, got {type(value).__name__}"
+
+    return values.map(why).astype("object")
+
+
+def _drop(df: pd.DataFrame, reasons: pd.Series, column: str, values: pd.Series, where: str,
+          rejects: Rejects) -> pd.DataFrame:
+    """Rows with a reason go to ``rejects`` (line, column, offending value); the rest are returned."""
+    bad = reasons.notna()
+    for idx in df.index[bad]:
+        rejects.add(where, int(df.at[idx, "_line"]), column, reasons[idx], values[idx])
+    return df.loc[~bad]
 
 
 def documents_table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:

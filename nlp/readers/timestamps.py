@@ -8,6 +8,10 @@
   cutoff falls on that day. ``start_of_day`` exists for sources known to publish before the
   open; ``reject`` refuses such rows. A date-only value without a declared zone is refused:
   "end of the day" means nothing without a zone.
+- A time outside the plausible range is refused (:func:`implausible`): by default before
+  1990-01-01, where the exchange calendars of ``signals`` start, or more than a day after the
+  document was ingested (a document cannot be known before it is published). Years such as
+  0001, 1800 or 9999 are typos or placeholders, and one of them would break every feature build.
 Each bad value gets a reason; the caller turns reasons into rejects.
 """
 from __future__ import annotations
@@ -99,3 +103,11 @@ def _dates(s: pd.Series, timezone: str | None, policy: DateOnlyPolicy, out: pd.S
     if policy == "end_of_day":
         days = days + _END_OF_DAY
     out[days.index] = days.dt.tz_localize(timezone).dt.tz_convert("UTC")
+
+
+def implausible(ts: pd.Series, earliest: pd.Timestamp, latest: pd.Timestamp) -> pd.Series:
+    """Reasons for times before ``earliest`` or after ``latest`` (None elsewhere, NaT included)."""
+    reasons = pd.Series([None] * len(ts), index=ts.index, dtype="object")
+    reasons[ts < earliest] = f"implausible published_at: before {earliest.isoformat(timespec='seconds')} (see --earliest)"
+    reasons[ts > latest] = f"implausible published_at: after {latest.isoformat(timespec='seconds')} (see --latest)"
+    return reasons

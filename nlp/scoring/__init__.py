@@ -1,9 +1,13 @@
 """Batch scoring: a fast, batch-invariant engine, streaming resumable jobs, Ray scale-out.
 
+The public entry point is :class:`nlp.scorer.Scorer` (``from nlp import Scorer``); the engine
+below is what it runs.
+
 - :mod:`nlp.scoring.config`: every knob (``EngineConfig``, ``JobConfig``).
 - :mod:`nlp.scoring.engine`: ``ScoringEngine.score(texts)`` - dedup, token-sorted fixed-shape batches.
 - :mod:`nlp.scoring.backends`: torch fp32/bf16/fp16 and ONNX Runtime static int8.
-- :mod:`nlp.scoring.numeric`: the accuracy check that decides which fast path may be used.
+- :mod:`nlp.scoring.numeric`: the accuracy check that decides which fast path may be used (it
+  scores through a probe callable, so it imports no engine).
 - :mod:`nlp.scoring.quality`: empty/too long/undecodable/HTML/non-English handling.
 - :mod:`nlp.scoring.units`: documents -> units (transcript sentences) -> Score rows, aggregates.
 - :mod:`nlp.scoring.runner`: in-process or Ray Data execution.

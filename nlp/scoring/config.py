@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16"]
+Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16", "compile"]
 
 
 class EngineConfig(BaseModel):

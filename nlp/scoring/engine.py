@@ -6,6 +6,10 @@ and cut into length buckets so padding stays small, then run under ``torch.infer
 the numeric path chosen by :mod:`nlp.scoring.numeric` (bf16 on AMX CPUs, static int8 through
 ONNX Runtime, fp32 otherwise; fp16 on a GPU).
 
+This is the internal engine behind :class:`nlp.scorer.Scorer`, the public one-call API.
+Constructing it changes no process-wide state unless asked: torch's global intra-op thread count
+is set only when ``config.threads`` is given.
+
 How it stays batch-invariant: see :class:`~nlp.scoring.config.EngineConfig` - every model call
 has shape ``(rows(L), L)`` with L a multiple of ``bucket_tokens`` fixed by the text's own length,
 so a row's result depends on the row alone.
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp.scoring.config import EngineConfig
+from nlp.scoring.numeric import CALIBRATION_ROWS, DEFAULT_CALIBRATION_SET, labeled_texts, read_check, resolve_numeric
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +63,84 @@ class ScoringEngine:
 
     def __init__(self, model_path: str | Path, config: EngineConfig | None = None, numeric: str | None = None,
                  model_hash: str | None = None) -> None:
-        """``numeric`` overrides ``config.numeric`` with an already resolved path (used by workers)."""
-        import torch
+        """``numeric`` overrides ``config.numeric`` with an already resolved path (used by workers).
 
+        ``auto`` takes the path the recorded numeric check chose, or fp32 when the model has no
+        record: the check itself never runs here (``Scorer.check_numeric`` runs it).
+        """
         from nlp.models.artifact import load_classifier
         from nlp.scoring.backends import artifact_hash
-        from nlp.scoring.numeric import make_backend, resolve_numeric
 
         self.config = config or EngineConfig()
         self.model_path = Path(model_path)
         self.threads = self.config.threads or default_threads()
-        if self.config.device == "cpu":
-            torch.set_num_threads(self.threads)
+        if self.config.threads and self.config.device == "cpu":
+            import torch
+
+            torch.set_num_threads(self.config.threads)  # process-wide: only when the caller asked
         self.sm = load_classifier(self.model_path)
         # Ray actors get the driver's hash instead of re-reading every weight file per chunk.
         self.model_hash = model_hash or artifact_hash(self.model_path)
         self.max_tokens = self.config.max_tokens or self.sm.meta.max_length
         self._cache: dict[bytes, tuple[np.ndarray, int, bool]] = {}
+        self._backends: dict[str, object] = {}
         self.n_texts = 0  # texts asked for
         self.n_computed = 0  # texts that went through the model (the rest came from the dedup cache)
         self.real_tokens = 0  # tokens of the texts computed
         self.padded_tokens = 0  # tokens the model processed (fixed shapes: padding + filler rows)
-        self.numeric = numeric or resolve_numeric(self, self.config.numeric)
-        self.backend = make_backend(self, self.numeric)
+        requested = numeric or self.config.numeric
+        record = read_check(self.model_hash, self.config.batch_tokens) if requested == "auto" else None
+        self.use(resolve_numeric(requested, self.config.device, record))
         log.info("engine: model %s (%s), numeric=%s, threads=%d, batch_tokens=%d", self.model_id, self.model_hash,
                  self.numeric, self.threads, self.config.batch_tokens)
+
+    def use(self, numeric: str) -> None:
+        """Run from now on through the numeric path ``numeric``; the dedup cache is emptied with it,
+        and backends the numeric check built for other paths are let go."""
+        self.numeric = numeric
+        self.backend = self._backend(numeric)
+        self._backends = {numeric: self.backend}
+        self._cache.clear()
+
+    def _backend(self, numeric: str):
+        if numeric not in self._backends:
+            self._backends[numeric] = self._make_backend(numeric)
+        return self._backends[numeric]
+
+    def _make_backend(self, numeric: str):
+        from nlp.scoring.backends import CompiledBackend, OnnxBackend, TorchBackend
+
+        if numeric == "compile":
+            if self.config.device != "cpu":
+                raise ValueError("the compile path is inductor on CPU; on a GPU use fp16")
+            return CompiledBackend(self.sm.model)
+        if numeric == "int8":
+            if self.config.device != "cpu":
+                raise ValueError("the int8 path is ONNX Runtime on CPU; on a GPU use fp16")
+            return OnnxBackend(self.int8_graph(), threads=self.threads, name="int8")
+        return TorchBackend(self.sm.model, numeric, self.config.device)
+
+    def int8_graph(self) -> Path:
+        """Path of the cached static-int8 graph of this model, building it if needed."""
+        from nlp.scoring.backends import cache_dir, export_onnx, quantize_static_int8
+
+        folder = cache_dir() / "onnx" / self.model_hash
+        out = folder / "model.int8.onnx"
+        if out.exists():
+            return out
+        fp32 = folder / "model.fp32.onnx"
+        if not fp32.exists():
+            export_onnx(self.sm.model, fp32)
+        got = (labeled_texts(self.sm.meta.extra.get("calibration_set", DEFAULT_CALIBRATION_SET), CALIBRATION_ROWS)
+               or labeled_texts("sample:labeled", CALIBRATION_ROWS))
+        ids, _ = self.tokenize(got[0])
+        batches = [(input_ids, mask) for _, input_ids, mask in self.batches(ids)]
+        return quantize_static_int8(fp32, out, batches)
+
+    def probe(self, numeric: str, texts: list[str]) -> np.ndarray:
+        """Probabilities of ``texts`` on the path ``numeric``, bypassing the dedup cache (the
+        numeric check's view of the engine; the engine's own path is left as it is)."""
+        return self._run(texts, self._backend(numeric)).probs
 
     @property
     def model_id(self) -> str:
@@ -127,12 +185,12 @@ class ScoringEngine:
                     mask[r, : lengths[i]] = 1
                 yield chunk, input_ids, mask
 
-    def _run(self, texts: list[str]) -> Scored:
+    def _run(self, texts: list[str], backend) -> Scored:
         ids, truncated = self.tokenize(texts)
         n_labels = len(self.labels)
         logits = np.zeros((len(texts), n_labels), dtype=np.float32)
         for rows, input_ids, mask in self.batches(ids):
-            logits[rows] = self.backend.logits(input_ids, mask)[: len(rows)]
+            logits[rows] = backend.logits(input_ids, mask)[: len(rows)]
             self.padded_tokens += input_ids.size
             self.real_tokens += int(mask[: len(rows)].sum())
         z = logits.astype(np.float64) / self.sm.meta.temperature
@@ -154,7 +212,7 @@ class ScoringEngine:
         self.n_computed += len(todo)
         new: dict[bytes, tuple[np.ndarray, int, bool]] = {}
         if todo:
-            fresh = self._run(list(todo.values()))
+            fresh = self._run(list(todo.values()), self.backend)
             new = {k: (fresh.probs[i], int(fresh.n_tokens[i]), bool(fresh.truncated[i])) for i, k in enumerate(todo)}
         rows = [new[k] if k in new else self._cache[k] for k in keys]
         if self.config.cache_entries:

@@ -4,8 +4,8 @@ Layout of ``--out``::
 
     manifest.json                      # job fingerprint, arguments, model, inputs; status + counts at the end
     parts.jsonl                        # one line per finished chunk, appended after its files exist
-    scores/source=<src>/part-<chunk>.parquet      # Score rows (nlp.contracts.SCORE_SCHEMA)
-    documents/source=<src>/part-<chunk>.parquet   # document aggregates (units.AGGREGATE_SCHEMA)
+    scores/part-<chunk>.parquet        # Score rows (nlp.contracts.SCORE_SCHEMA; pd.read_parquet(<out>/scores) reads all)
+    documents/part-<chunk>.parquet     # transcripts' document aggregates (units.AGGREGATE_SCHEMA)
     rejects/part-<chunk>.jsonl         # rejects met while making that chunk
     rejects.jsonl                      # all rejects, written when the job completes
 
@@ -17,8 +17,11 @@ every chunk listed in ``parts.jsonl`` and rewrites, under the same names, any ch
 were renamed but not yet listed. A torn last line is cut off first. Scores are exact functions
 of (text, model, numeric path, batch shape), so the rows equal those of an uninterrupted run bit
 for bit; ``ingested_at`` is fixed once per job in the manifest for the same reason. The job
-fingerprint (arguments, model content hash, input sizes/mtimes/head hashes) guards against
-resuming into a folder written by a different job.
+fingerprint (arguments, model content hash, input paths and content hashes; not mtimes, so a
+``touch`` or a copy keeps a job resumable) guards against resuming into a folder written by a
+different job. ``--out`` is checked (a folder, writable, not another job's) before anything is
+written. There is no ``source=`` partition folder: the Score rows carry ``source`` themselves,
+and a hive key of the same name would clash with that column in ``pd.read_parquet``.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nlp.contracts import ContractError
+from nlp.errors import UsageError
 from nlp.rejects import Rejects, atomic_write_text
 from nlp.scoring.config import JobConfig
 from nlp.scoring.quality import check_text
@@ -43,7 +48,7 @@ from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, score_rows,
 log = logging.getLogger(__name__)
 
 
-class JobMismatch(RuntimeError):
+class JobMismatch(UsageError, RuntimeError):
     """The output folder belongs to a job with other arguments, model or inputs."""
 
 
@@ -78,14 +83,33 @@ class Counts:
 
 
 def _file_identity(path: Path) -> dict:
-    st = path.stat()
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        h.update(fh.read(1 << 20))
-        if st.st_size > 2 << 20:
-            fh.seek(-(1 << 20), os.SEEK_END)
-            h.update(fh.read())
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": digest}
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot hold a job, before anything is written."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder", hint="pass a folder path for --out")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write in {existing} ({exc.strerror})",
+                         hint="pass a writable folder for --out") from exc
+
+
+def _existing_manifest(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or "fingerprint" not in manifest:
+        raise UsageError(f"{path} is not a scoring job's manifest", hint="use a new --out folder")
+    return manifest
 
 
 def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str) -> tuple[str, dict]:
@@ -140,7 +164,7 @@ def _guarded(stream, path: Path, file_rejects: Rejects):
     """The reader's chunks until it fails on the file as a whole (e.g. a required column missing)."""
     try:
         yield from stream
-    except (ContractError, ValueError, OSError) as exc:
+    except (ContractError, ValueError, OSError, pa.ArrowException) as exc:
         file_rejects.add(str(path), 0, "", f"unreadable input file: {exc}", "")
         log.error("skipping the rest of %s: %s", path, exc)
 
@@ -150,7 +174,10 @@ def estimate_rows(files: list[Path]) -> int:
     total = 0
     for f in files:
         if f.suffix.lower() == ".parquet":
-            total += pq.ParquetFile(f).metadata.num_rows
+            try:
+                total += pq.ParquetFile(f).metadata.num_rows
+            except (pa.ArrowException, OSError):  # not Parquet after all: the reader rejects it
+                continue
         else:
             with open(f, "rb") as fh:
                 total += sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 24), b""))
@@ -201,18 +228,20 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     """Run (or resume) a job; returns the final manifest with counts."""
     from nlp.readers.documents import iter_documents
     from nlp.readers.records import expand_paths
-    from nlp.scoring.engine import ScoringEngine
+    from nlp.scorer import Scorer
     from nlp.scoring.runner import make_scorer
 
     cfg = spec.config
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
     files = expand_paths(spec.inputs)
-    engine = ScoringEngine(spec.model_path, cfg.engine)
-    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric)
+    check_out(out)
     manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+    manifest = _existing_manifest(manifest_path)
+    # check=True: `auto` must not depend on whether a check record happened to be cached (the
+    # numeric path is part of the job fingerprint that guards resumes).
+    engine = Scorer.load(spec.model_path, config=cfg.engine, check=True).engine
+    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric)
+    if manifest is not None:
         if manifest["fingerprint"] != fp:
             raise JobMismatch(
                 f"{out} holds job {manifest['fingerprint']} (other arguments, model or inputs); "
@@ -223,6 +252,7 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
         manifest = {"fingerprint": fp, "job": ident, "model_id": engine.model_id, "model_path": str(spec.model_path),
                     "created_at": datetime.now(timezone.utc).isoformat(), "status": "running",
                     "ingested_at": pd.Timestamp.now(tz="UTC").isoformat()}
+        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
     ingested_at = pd.Timestamp(manifest["ingested_at"])
     parts_log = out / "parts.jsonl"
@@ -231,19 +261,20 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels)
     counts = Counts()
     rejects_parts: list[Path] = []
-    file_rejects = Rejects()
+    file_rejects = Rejects()  # rows rejected after a file's last chunk
+    unreadable = Rejects()  # one per file that failed as a whole
     seen: set[str] = set()  # doc ids across files (the reader checks within a file)
 
-    from tqdm import tqdm
+    from nlp.progress import Progress
 
-    bar = tqdm(total=estimate_rows(files), unit="doc", disable=not progress, dynamic_ncols=True, desc="scoring")
+    bar = Progress(total=estimate_rows(files), unit="doc", enabled=progress, dynamic_ncols=True, desc="scoring")
     try:
         for fi, path in enumerate(files):
             reader_rejects = Rejects()
             seen_before = len(reader_rejects)
-            stream = iter_documents(path, spec.mapping, spec.source, reader_rejects,
-                                    chunk_rows=cfg.rows_per_chunk(spec.source), ingested_at=ingested_at)
-            for ci, docs in enumerate(_guarded(stream, path, file_rejects)):
+            stream = iter_documents(path, spec.mapping, spec.source, reader_rejects, chunk_rows=cfg.rows_per_chunk(spec.source),
+                                    ingested_at=ingested_at, max_field_chars=cfg.max_chars)
+            for ci, docs in enumerate(_guarded(stream, path, unreadable)):
                 chunk = f"f{fi:05d}-c{ci:06d}"
                 chunk_rejects = Rejects(reader_rejects.items[seen_before:])
                 seen_before = len(reader_rejects)
@@ -265,10 +296,9 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
                 stats["docs_read"] = len(docs)
                 stats["docs_rejected"] = len(chunk_rejects) - n_reader
                 stats["reader_rejects"] = n_reader
-                src = f"source={spec.source}"
-                _atomic_parquet(table, out / "scores" / src / f"part-{chunk}.parquet")
+                _atomic_parquet(table, out / "scores" / f"part-{chunk}.parquet")
                 if aggregates is not None:
-                    _atomic_parquet(aggregates, out / "documents" / src / f"part-{chunk}.parquet")
+                    _atomic_parquet(aggregates, out / "documents" / f"part-{chunk}.parquet")
                 chunk_rejects.write(rej_path)
                 _append_line(parts_log, {"chunk": chunk, "rows": table.num_rows, "counts": stats})
                 counts.add(stats)
@@ -278,17 +308,23 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
             tail = reader_rejects.items[seen_before:]  # rows rejected after the last yielded chunk
             file_rejects.extend(Rejects(tail))
             counts.reader_rejects += len(tail)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM through nlp.lifecycle: a rerun resumes
+        status = {"status": "interrupted", "signal": str(exc) or "SIGINT"}
+        atomic_write_text(manifest_path, json.dumps(manifest | status, indent=2) + "\n")
+        raise
     finally:
         bar.close()
 
-    all_rejects = Rejects(list(file_rejects.items))
+    counts.reader_rejects += len(unreadable)
+    all_rejects = Rejects(unreadable.items + file_rejects.items)
     for p in rejects_parts:
         if p.exists():
             for line in p.read_text().splitlines():
                 all_rejects.add(**json.loads(line))
     all_rejects.write(out / "rejects.jsonl")
     manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(), numeric=engine.numeric,
-                    counts=counts.__dict__, reject_reasons=all_rejects.counts(), files=[str(f) for f in files])
+                    counts=counts.__dict__, reject_reasons=all_rejects.counts(), files=[str(f) for f in files],
+                    unreadable_files=[{"path": r.source, "reason": r.reason} for r in unreadable.items])
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
     if counts.truncated:
         log.warning("%d units were longer than %d tokens and were truncated", counts.truncated, engine.max_tokens)
@@ -305,7 +341,8 @@ def read_aggregates(out: str | Path) -> pd.DataFrame:
 
 
 def _read_table(folder: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
-    files = sorted(folder.glob("source=*/part-*.parquet"), key=lambda p: p.name)
+    # rglob also reads folders written with the earlier source=<src>/ partition folders.
+    files = sorted(folder.rglob("part-*.parquet"), key=lambda p: p.name)
     if not files:
         return (schema or pa.schema([])).empty_table().to_pandas()
     return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)

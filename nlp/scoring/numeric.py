@@ -2,10 +2,14 @@
 
 ``check_numeric_paths`` scores a labeled validation split with every candidate path (fp32,
 bf16 where the CPU runs it natively, static int8) and records accuracy, the difference to fp32
-in points, speed and a batch-invariance probe in ``$ALTSIGNAL_CACHE/checks/<model hash>.json``.
+in points, speed and a batch-invariance probe in ``$ALTSIGNAL_CACHE/checks/<model hash>.t<batch_tokens>.json``.
 A path passes when its accuracy is at most 0.5 points below fp32's and it is batch-invariant.
-``numeric="auto"`` then takes the first passing path in :data:`PREFERENCE` (fastest first); without a record it runs the check first
-(about a minute on 2 cores), and without validation data it stays on fp32.
+``numeric="auto"`` then takes the first passing path in :data:`PREFERENCE` (fastest first). The check
+is an explicit step (about a minute on 2 cores): ``Scorer.check_numeric()``, or
+``Scorer.load(..., check=True)`` as batch jobs do; without a record ``auto`` stays on fp32.
+
+The check knows nothing of the engine: it gets a *probe*, a callable ``(path, texts) -> probs``
+that scores texts on one numeric path (``ScoringEngine.probe``), so this module imports no engine.
 
 Decision: the validation split is the model's own (``meta.extra["validation_set"]``, or the
 ``val_sets`` its fine-tuning config recorded) when the artifact names one, else PhraseBank 50-agree validation + TFNS validation (both held out from
@@ -18,24 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlp.scoring.backends import (
-    OnnxBackend,
-    TorchBackend,
-    cache_dir,
-    cpu_has_fast_bf16,
-    export_onnx,
-    quantize_static_int8,
-    write_json,
-)
-
-if TYPE_CHECKING:
-    from nlp.scoring.engine import ScoringEngine
+from nlp.scoring.backends import cache_dir, cpu_has_fast_bf16, write_json
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +37,8 @@ DEFAULT_VALIDATION_SET = "fpb:50agree:validation+tfns:validation"
 DEFAULT_CALIBRATION_SET = "fpb:50agree:train"
 VALIDATION_CAP = 2000
 CALIBRATION_ROWS = 512
+
+Probe = Callable[[str, list[str]], np.ndarray]  # (numeric path, texts) -> probabilities (n, n_labels)
 
 
 def labeled_texts(name: str, cap: int):
@@ -62,80 +57,58 @@ def labeled_texts(name: str, cap: int):
     return df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
 
 
-def int8_graph(engine: "ScoringEngine") -> Path:
-    """Path of the cached static-int8 graph of the engine's model, building it if needed."""
-    folder = cache_dir() / "onnx" / engine.model_hash
-    out = folder / "model.int8.onnx"
-    if out.exists():
-        return out
-    fp32 = folder / "model.fp32.onnx"
-    if not fp32.exists():
-        export_onnx(engine.sm.model, fp32)
-    got = (labeled_texts(engine.sm.meta.extra.get("calibration_set", DEFAULT_CALIBRATION_SET), CALIBRATION_ROWS)
-           or labeled_texts("sample:labeled", CALIBRATION_ROWS))
-    ids, _ = engine.tokenize(got[0])
-    batches = [(input_ids, mask) for _, input_ids, mask in engine.batches(ids)]
-    return quantize_static_int8(fp32, out, batches)
-
-
-def make_backend(engine: "ScoringEngine", numeric: str):
-    if numeric == "int8":
-        if engine.config.device != "cpu":
-            raise ValueError("the int8 path is ONNX Runtime on CPU; on a GPU use fp16")
-        return OnnxBackend(int8_graph(engine), threads=engine.threads, name="int8")
-    return TorchBackend(engine.sm.model, numeric, engine.config.device)
-
-
 def candidate_paths(device: str = "cpu") -> list[str]:
     if device != "cpu":
         return ["fp16"]
     return ["fp32"] + (["bf16"] if cpu_has_fast_bf16() else []) + ["int8"]
 
 
-def check_path(engine: "ScoringEngine") -> Path:
-    return cache_dir() / "checks" / f"{engine.model_hash}.t{engine.config.batch_tokens}.json"
+def check_path(model_hash: str, batch_tokens: int) -> Path:
+    return cache_dir() / "checks" / f"{model_hash}.t{batch_tokens}.json"
 
 
-def _predict(engine: "ScoringEngine", backend, texts: list[str]) -> tuple[np.ndarray, float]:
-    saved = engine.backend
-    engine.backend = backend
-    try:
-        t0 = time.perf_counter()
-        probs = engine._run(texts).probs
-        return probs, time.perf_counter() - t0
-    finally:
-        engine.backend = saved
+def read_check(model_hash: str, batch_tokens: int) -> dict | None:
+    path = check_path(model_hash, batch_tokens)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_numeric_paths(engine: "ScoringEngine", texts: list[str], labels: list[str], validation_set: str = "") -> dict:
-    """Accuracy, speed and batch invariance of every candidate path; written to the check record."""
-    label_idx = {l: i for i, l in enumerate(engine.labels)}
+def _timed(probe: Probe, path: str, texts: list[str]) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    probs = probe(path, texts)
+    return probs, time.perf_counter() - t0
+
+
+def check_numeric_paths(probe: Probe, texts: list[str], labels: list[str], *, label_order: Sequence[str],
+                        paths: Sequence[str], model_hash: str, batch_tokens: int, about: dict | None = None) -> dict:
+    """Accuracy, speed and batch invariance of every path in ``paths``; written to the check record.
+
+    ``about`` (model id, validation set, threads...) is copied into the record as it is.
+    """
+    label_idx = {l: i for i, l in enumerate(label_order)}
     y = np.array([label_idx[l] for l in labels])
-    probe = texts[: min(len(texts), 300)]
+    sample = texts[: min(len(texts), 300)]
     results: dict[str, dict] = {}
-    for path in candidate_paths(engine.config.device):
-        backend = make_backend(engine, path)
-        _predict(engine, backend, texts[:64])  # warm-up (JIT, oneDNN kernels)
-        probs, secs = _predict(engine, backend, texts)
+    for path in paths:
+        _timed(probe, path, texts[:64])  # warm-up (JIT, oneDNN kernels)
+        probs, secs = _timed(probe, path, texts)
         # Invariance probe: the same texts reversed land in other batches with other neighbours.
-        rev, _ = _predict(engine, backend, probe[::-1])
+        rev, _ = _timed(probe, path, sample[::-1])
         results[path] = {
             "accuracy": float((probs.argmax(1) == y).mean()),
             "sentences_per_s": len(texts) / secs,
-            "batch_invariant": bool(np.array_equal(rev[::-1], probs[: len(probe)])),
+            "batch_invariant": bool(np.array_equal(rev[::-1], probs[: len(sample)])),
         }
     base = results["fp32"]["accuracy"] if "fp32" in results else None
     for r in results.values():
         r["delta_points"] = 100 * (r["accuracy"] - base) if base is not None else 0.0
         r["passed"] = r["delta_points"] >= -MAX_DROP_POINTS and r["batch_invariant"]
     record = {
-        "model_id": engine.model_id, "model_hash": engine.model_hash, "validation_set": validation_set,
-        "n_sentences": len(texts), "threads": engine.threads, "batch_tokens": engine.config.batch_tokens,
+        **(about or {}), "model_hash": model_hash, "batch_tokens": batch_tokens, "n_sentences": len(texts),
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "max_drop_points": MAX_DROP_POINTS, "paths": results,
     }
-    write_json(check_path(engine), record)
-    log.info("numeric check %s: %s", engine.model_id, json.dumps(results))
+    write_json(check_path(model_hash, batch_tokens), record)
+    log.info("numeric check %s: %s", model_hash, json.dumps(results))
     return record
 
 
@@ -145,11 +118,6 @@ def validation_set_of(meta) -> str:
         return meta.extra["validation_set"]
     val_sets = meta.extra.get("config", {}).get("val_sets") or []
     return "+".join(val_sets) or DEFAULT_VALIDATION_SET
-
-
-def read_check(engine: "ScoringEngine") -> dict | None:
-    path = check_path(engine)
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 # Fastest first, as measured on an idle machine of this kind (bench/scoring.py: bf16 575,
@@ -165,22 +133,18 @@ def choose(record: dict) -> str:
     return next((p for p in PREFERENCE if p in passed), "fp32")
 
 
-def resolve_numeric(engine: "ScoringEngine", requested: str) -> str:
+def resolve_numeric(requested: str, device: str, record: dict | None) -> str:
+    """The path to run: ``requested`` unless it is ``auto``, then the record's choice (fp32 without one)."""
     if requested != "auto":
-        if requested == "bf16" and not cpu_has_fast_bf16() and engine.config.device == "cpu":
+        if requested == "bf16" and not cpu_has_fast_bf16() and device == "cpu":
             log.warning("bf16 requested but this CPU has neither AMX nor AVX512-BF16: it will be slow")
         return requested
-    if engine.config.device != "cpu":
+    if device != "cpu":
         return "fp16"
-    record = read_check(engine)
     if record is None:
-        name = validation_set_of(engine.sm.meta)
-        got = labeled_texts(name, VALIDATION_CAP)
-        if got is None:
-            log.warning("numeric=auto: no validation data to check fast paths against; using fp32")
-            return "fp32"
-        engine.backend = None
-        record = check_numeric_paths(engine, got[0], got[1], validation_set=name)
+        log.info("numeric=auto: no accuracy check recorded for this model; using fp32 "
+                 "(Scorer.check_numeric() or a scoring job runs the check once)")
+        return "fp32"
     chosen = choose(record)
     log.info("numeric=auto -> %s (check of %s: %s)", chosen, record["checked_at"],
              {p: round(r["delta_points"], 2) for p, r in record["paths"].items()})

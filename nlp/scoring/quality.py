@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
+from pathlib import Path
 
 from nlp.readers.records import has_surrogates
 
@@ -75,15 +76,25 @@ def strip_html(text: str) -> str:
     return "".join(parser.parts)
 
 
+def _spacy_stop_words(lang: str) -> frozenset[str]:
+    """``spacy/lang/<lang>/stop_words.py``'s STOP_WORDS, run on its own: importing the module runs
+    its language package first, and French's builds tokenizer exceptions (4 s of CPU measured, most
+    of a scoring job's start-up). The files are plain data (no imports)."""
+    from importlib.util import find_spec
+
+    path = Path(find_spec("spacy").submodule_search_locations[0]) / "lang" / lang / "stop_words.py"
+    namespace: dict = {}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    return frozenset(namespace["STOP_WORDS"])
+
+
 @lru_cache(maxsize=1)
 def _stopwords() -> tuple[frozenset[str], dict[str, tuple[int, ...]]]:
     """English stop words, and foreign stop word -> indices (in FOREIGN) of its languages."""
-    from importlib import import_module
-
-    english = frozenset(import_module("spacy.lang.en.stop_words").STOP_WORDS)
+    english = _spacy_stop_words("en")
     foreign: dict[str, list[int]] = {}
     for i, lang in enumerate(FOREIGN):
-        for w in import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS:
+        for w in _spacy_stop_words(lang):
             if w not in english and w not in _NOT_FOREIGN and len(w) > 1:
                 foreign.setdefault(w, []).append(i)
     return english, {w: tuple(v) for w, v in foreign.items()}

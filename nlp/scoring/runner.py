@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from nlp import lifecycle
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.engine import Scored, ScoringEngine, normalize_text
 
@@ -52,6 +53,7 @@ class RayScorer:
 
         if not ray.is_initialized():
             ray.init(include_dashboard=False, ignore_reinit_error=True)
+            lifecycle.reclaim()  # ray.init replaced the CLI's SIGTERM handler
         self.engine, self.concurrency = engine, concurrency
         cfg = engine.config.model_dump()
         # Each actor gets an equal share of this machine's threads unless told otherwise.

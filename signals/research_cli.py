@@ -1,0 +1,221 @@
+"""``altsignal research ...``: what the text features are worth against returns.
+
+    altsignal research store --scores runs/scores_tweets --db runs/research/tweets.duckdb
+    altsignal research tearsheet --db runs/research/tweets.duckdb --source social --feature tone
+    altsignal research market --db runs/research/tweets.duckdb --source social --feature tone
+    altsignal research events --db runs/research/calls.duckdb --source transcript --feature mean_score
+    altsignal research stocknet --db runs/research/tweets.duckdb
+
+Each command writes ``<out>/report.md`` with PNG figures and Parquet tables and prints one JSON line
+last. Heavy imports happen inside the commands so that ``altsignal --help`` stays fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+research_app = typer.Typer(help="Signal research: tear sheets, market tests, event studies, the StockNet benchmark.",
+                           no_args_is_help=True)
+
+_DB = typer.Option(..., help="Feature store built with `altsignal research store` (or `features build`).")
+_PRICES = typer.Option("stock_prices", help="stock_prices | stocknet (shared datasets) | a Parquet/CSV with date, ticker, close.")
+_MARKET = typer.Option(None, help="Market index file in Yahoo layout (default: the shared vix_and_market/^GSPC.csv).")
+_ENTRY = typer.Option("after", help="after (default): enter at the first close strictly after known_at; at: loosened, at or after.")
+_START = typer.Option(None, help="First feature date (ISO).")
+_END = typer.Option(None, help="Last feature date (ISO).")
+
+
+def _config(entry: str, **sections):
+    from nlp.errors import UsageError
+    from signals.research.config import DEFAULT_RESEARCH
+
+    if entry not in ("after", "at"):
+        raise UsageError(f"--entry must be 'after' or 'at', got {entry!r}")
+    update = {"entry": DEFAULT_RESEARCH.entry.model_copy(update={"rule": entry})}
+    for name, values in sections.items():
+        update[name] = getattr(DEFAULT_RESEARCH, name).model_copy(update=values)
+    return DEFAULT_RESEARCH.model_copy(update=update)
+
+
+def _provider(db: Path):
+    from nlp.errors import UsageError
+    from signals.provider import FeatureProvider
+
+    if not db.exists():
+        raise UsageError(f"feature store {db} not found", hint="build it with `altsignal research store --scores ... --db ...`")
+    return FeatureProvider(db, market_source=None, macro_source=None)
+
+
+def _prices(provider, source: str, market: Optional[Path], start, end, pad_before: int, pad_after: int, cfg):
+    import pandas as pd
+
+    from nlp.contracts import MARKET_ENTITY
+    from signals.research.prices import load_prices
+
+    days = provider.store.con.execute("SELECT min(date), max(date) FROM daily_features").fetchone()
+    lo = pd.Timestamp(start) if start else pd.Timestamp(days[0])
+    hi = pd.Timestamp(end) if end else pd.Timestamp(days[1])
+    tickers = [e for e in provider.store.entities() if e != MARKET_ENTITY]
+    return load_prices(source, tickers, lo - pd.Timedelta(days=pad_before), hi + pd.Timedelta(days=pad_after), market, cfg)
+
+
+def _finish(report, summary: dict, out: Path) -> None:
+    from signals.research.report import summary_line
+
+    path = report.write(out)
+    typer.echo(f"report: {path}")
+    typer.echo(summary_line(summary))
+
+
+@research_app.command("store")
+def store(
+    scores: list[Path] = typer.Option(..., help="Score output folder of `altsignal score` (repeatable)."),
+    db: Path = typer.Option(..., help="Feature store to create or extend."),
+    arrival: str = typer.Option("published", help="published: documents known when published (backfill); now: keep the scorer's ingested_at."),
+) -> None:
+    """Build a feature store from score folders (a backfill takes each document as known when published)."""
+    from signals.research.runs import store_from_scores
+
+    counts = store_from_scores([str(s) for s in scores], db, arrival)
+    typer.echo(f"{db}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+
+
+@research_app.command("sample-calls")
+def sample_calls(
+    input: Path = typer.Option(None, help="Transcripts Parquet (default: the shared MAEC calls)."),
+    per_call: int = typer.Option(16, min=1, help="Sentences (lines) kept per call, evenly spaced."),
+    out: Path = typer.Option(..., help="Parquet file to write (same columns, shorter text)."),
+) -> None:
+    """Keep evenly spaced sentences of each call, so a whole corpus can be scored on a CPU budget."""
+    from nlp.paths import dataset_path
+    from signals.research.sampling import sample_file
+
+    n = sample_file(input or dataset_path("earnings_transcripts", "maec_transcripts.parquet"), out, per_call)
+    typer.echo(f"wrote {n:,} calls with at most {per_call} sentences each -> {out}")
+
+
+@research_app.command("lexicon")
+def lexicon(
+    out: Path = typer.Option(..., help="Folder for the Score rows (then `research store --scores` it)."),
+    preset: str = typer.Option("transcripts", help="Document preset to read: transcripts (MAEC), social (StockNet), news."),
+    method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media)."),
+) -> None:
+    """Whole-document lexicon tone as Score rows (one unit per document; no model, so no training period)."""
+    from nlp.readers.documents import load_preset
+    from nlp.rejects import Rejects
+    from signals.research.lexicon import lexicon_scores
+
+    if method not in ("lm", "vader"):
+        raise typer.BadParameter(f"--method must be lm or vader, got {method!r}")
+    rejects = Rejects()
+    docs = load_preset(preset, rejects)
+    folder = out / "scores" / f"source={docs['source'].iloc[0]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lexicon_scores(docs, method).to_parquet(folder / "part-0.parquet", index=False)
+    typer.echo(f"scored {len(docs):,} documents with the {method} lexicon ({len(rejects)} rejected: "
+               f"{rejects.counts()}) -> {out}")
+
+
+@research_app.command("tearsheet")
+def tearsheet(
+    db: Path = _DB,
+    source: str = typer.Option("social", help="Feature source: news, social, transcript or all."),
+    feature: list[str] = typer.Option(["tone", "mean_score", "abnormal_volume"], help="Feature column (repeatable)."),
+    prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
+    entry: str = _ENTRY,
+    out: Path = typer.Option(Path("runs/research/tearsheet"), help="Report folder."),
+) -> None:
+    """Cross-sectional tear sheet (IC, rank IC, decay, quantiles, turnover, coverage) of per-ticker features."""
+    from signals.research.runs import tearsheet_report
+
+    cfg = _config(entry)
+    provider = _provider(db)
+    px = _prices(provider, prices, market, start, end, 10, 45, cfg)
+    report, summary = tearsheet_report(provider, px, source, feature, start, end, cfg)
+    _finish(report, summary, out)
+
+
+@research_app.command("market")
+def market(
+    db: Path = _DB,
+    source: list[str] = typer.Option(["all"], help="Feature source (repeatable)."),
+    feature: list[str] = typer.Option(["tone", "mean_score", "abnormal_volume"], help="Feature column (repeatable)."),
+    factors: Optional[Path] = typer.Option(None, help="Ken French daily files folder (default: the shared fama_french)."),
+    start: Optional[str] = _START, end: Optional[str] = _END, entry: str = _ENTRY,
+    min_train: int = typer.Option(252, help="Sessions before the first out-of-sample forecast."),
+    out: Path = typer.Option(Path("runs/research/market"), help="Report folder."),
+) -> None:
+    """Predictive regressions of next-day / next-week market and factor returns on market-wide features."""
+    from nlp.paths import dataset_path
+    from signals.market import load_french
+    from signals.research.runs import market_report
+
+    cfg = _config(entry, market={"min_train": min_train})
+    provider = _provider(db)
+    ff = load_french("daily", factors or dataset_path("fama_french"))
+    report, summary = market_report(provider, ff, source, feature, start, end, cfg)
+    _finish(report, summary, out)
+
+
+def _window(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"a window is 'first,last' event days, e.g. 0,1; got {text!r}") from None
+    return lo, hi
+
+
+@research_app.command("events")
+def events(
+    db: Path = _DB,
+    source: str = typer.Option("transcript", help="transcript (each call is an event) or news (bursts, see --burst-z)."),
+    feature: str = typer.Option("mean_score", help="Tone column that sorts events into groups."),
+    window: list[str] = typer.Option(["0,1", "2,20", "2,60", "-2,-1"], help="Event-day window 'first,last' after entry (repeatable)."),
+    burst_z: Optional[float] = typer.Option(None, help="News bursts: rows whose abnormal_volume exceeds this (default for news: 2)."),
+    prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
+    entry: str = _ENTRY,
+    out: Path = typer.Option(Path("runs/research/events"), help="Report folder."),
+) -> None:
+    """Event study: CAR after document events by tone tercile, top-minus-bottom test clustered by date."""
+    from signals.research.runs import event_frame, event_report
+
+    cfg = _config(entry, events={"windows": tuple(_window(w) for w in window)})
+    provider = _provider(db)
+    if source != "transcript" and burst_z is None:
+        burst_z = cfg.events.news_burst_z
+    ev = event_frame(provider, source, feature, start, end, burst_z)
+    px = _prices(provider, prices, market, start, end, 450, 130, cfg)
+    report, summary = event_report(ev, px, f"Event study: {source} events by {feature} group", cfg)
+    _finish(report, summary, out)
+
+
+@research_app.command("stocknet")
+def stocknet(
+    db: Path = _DB,
+    prices: str = typer.Option("stocknet", help="Price source for labels and price features (the paper used StockNet's adjusted closes)."),
+    market: Optional[Path] = _MARKET, entry: str = _ENTRY,
+    out: Path = typer.Option(Path("runs/research/stocknet"), help="Report folder."),
+) -> None:
+    """StockNet benchmark: binary next-day movement from 5 sessions of tweets and prices (paper splits)."""
+    import pandas as pd
+
+    from nlp.errors import UsageError
+    from signals.research.runs import stocknet_report
+
+    cfg = _config(entry)
+    sc = cfg.stocknet
+    provider = _provider(db)
+    start, end = pd.Timestamp(sc.train[0]) - pd.Timedelta(days=30), pd.Timestamp(sc.test[1])
+    rows = provider.daily(start, end, sources=["social"]).reset_index()
+    if rows.empty:
+        raise UsageError(f"{db} has no social (tweet) rows between {start.date()} and {end.date()}")
+    text = rows[["date", "entity", "known_at", "n_docs", "mean_score", "tone", "share_pos", "share_neg"]]
+    px = _prices(provider, prices, market, str(start.date()), str(end.date()), 0, 0, cfg)
+    report, summary = stocknet_report(px, text, cfg)
+    _finish(report, summary, out)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(research_app, name="research")

@@ -1,0 +1,204 @@
+"""The CLI's one error handler, run/timing config errors, and the run's stage folders.
+
+Known errors print ``error: ...`` (and ``hint: ...``) and exit with their code; anything else
+is a bug: exit 1, one line, the traceback only with ``--verbose``. Config problems are found
+before any stage runs, and ``altsignal run`` never deletes a folder it did not create.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from nlp.cli import app
+from nlp.errors import EXIT_BUG, EXIT_USAGE, AltsignalError
+from timing.pipeline import CONFIG_DIR, DEFAULT_RUN_CONFIG, cached_stage, check_run, load_run_config
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _one_error_line(res, code: int = EXIT_USAGE) -> str:
+    assert res.exit_code == code, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ") and all(l.startswith(("error: ", "hint: ")) for l in lines), res.output
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+def test_known_error_classes_go_through_one_path():
+    from nlp.contracts import ContractError
+    from nlp.models.evaluate import EvalInputError
+    from nlp.scoring.job import JobMismatch
+    from nlp.splits import SplitManifestError
+    from signals.macro import FredMDFormatError
+    from signals.market import FrenchFormatError
+    from signals.store import StoreError
+    from timing.config import ConfigError
+
+    for cls in (ContractError, EvalInputError, SplitManifestError, JobMismatch, FrenchFormatError,
+                FredMDFormatError, StoreError, ConfigError):
+        assert issubclass(cls, AltsignalError), cls
+
+
+def test_timing_config_validation_error_names_file_and_field(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('factors = ["Mkt-RF", "XYZ"]\n[walkforward]\nrefit_every = 0\n')
+    line = _one_error_line(_cli("timing", "backtest", "--config", str(cfg)))
+    assert str(cfg) in line and "factors: unknown factor(s) ['XYZ']" in line
+    assert "walkforward.refit_every" in line
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text('factors = ["Mkt-RF"\n')
+    line = _one_error_line(_cli("timing", "backtest", "--config", str(cfg)))
+    assert str(cfg) in line and "TOML syntax error" in line
+
+
+def test_extends_loop_is_a_clear_error(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\nname = "a"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    line = _one_error_line(_cli("run", "--config", str(tmp_path / "a.toml")))
+    assert "`extends` loop" in line and "a.toml -> " in line and "b.toml" in line
+
+
+def test_run_config_field_error_names_file_and_field(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\n[scoring]\nengine = "gpu-farm"\n')
+    line = _one_error_line(_cli("run", "--config", str(cfg)))
+    assert str(cfg) in line and "scoring.engine" in line
+
+
+def test_date_range_without_data_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('factors = ["Mkt-RF"]\nbaselines = ["historical_mean"]\n[data]\nstart = "1900-01-31"\nend = "1910-12-31"\n')
+    line = _one_error_line(_cli("timing", "backtest", "--config", str(cfg), "--output-dir", str(tmp_path / "o")))
+    assert "no monthly factor data between data.start 1900-01-31 and data.end 1910-12-31" in line
+
+
+def test_missing_timing_config_is_reported_before_any_stage(tmp_path):
+    out = tmp_path / "run"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\ntiming_config = "nope.toml"\n')
+    line = _one_error_line(_cli("run", "--config", str(cfg)))
+    assert str(tmp_path / "nope.toml") in line and "does not exist" in line
+    assert not out.exists()  # nothing was scored or written
+
+
+def test_missing_model_folder_is_reported_before_any_stage(tmp_path):
+    cfg = load_run_config(DEFAULT_RUN_CONFIG)
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "run",
+                                 "scoring": cfg.scoring.model_copy(update={"model": str(tmp_path / "no-model")})})
+    with pytest.raises(AltsignalError, match="not a model artifact"):
+        check_run(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_timing_config_is_relative_to_the_file_that_names_it(tmp_path):
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\nname = "mine"\n')
+    assert load_run_config(cfg).timing_config == CONFIG_DIR / "default.toml"
+
+
+@pytest.mark.parametrize("stage", ["documents", "scores", "features", "timing"])
+def test_existing_user_folders_are_never_deleted(tmp_path, stage):
+    out = tmp_path / "run"
+    mine = out / stage / "keep.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("the user's own file")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\n')
+    for extra in ([], ["--force", stage]):
+        res = _cli("run", "--config", str(cfg), *extra)
+        line = _one_error_line(res)
+        assert f"{out / stage} was not written by `altsignal run`" in line and "hint: choose another" in res.output
+        assert mine.read_text() == "the user's own file"
+    assert sorted(p.name for p in out.iterdir()) == [stage]  # no stage ran
+
+
+def test_output_folder_that_is_a_file_is_refused_before_any_stage(tmp_path):
+    out = tmp_path / "run"
+    out.write_text("not a folder")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\n')
+    assert f"output folder {out} is a file" in _one_error_line(_cli("run", "--config", str(cfg)))
+    assert out.read_text() == "not a folder"
+
+
+def test_stage_is_built_aside_and_renamed_into_place(tmp_path):
+    folder = tmp_path / "scores"
+    seen = []
+
+    def build(where):
+        seen.append(where)
+        (where / "part.txt").write_text("rows")
+        return {"rows": 1}
+
+    first = cached_stage(folder, "k1", build)
+    assert first["rows"] == 1 and first["cached"] is False
+    assert seen == [tmp_path / "scores.partial"] and not seen[0].exists()
+    assert json.loads((folder / "stage.json").read_text())["status"] == "complete"
+    assert cached_stage(folder, "k1", build)["cached"] is True and len(seen) == 1
+    # another key replaces the run's own folder, never before the new one is complete
+    assert cached_stage(folder, "k2", lambda where: {"rows": 2})["rows"] == 2
+    assert not (folder / "part.txt").exists()
+
+
+def test_partial_killed_while_writing_its_first_marker_is_still_the_runs(tmp_path):
+    partial = tmp_path / "timing.partial"
+    partial.mkdir()
+    (partial / ".stage.json.x1y2.tmp").write_text('{"key"')  # kill -9 inside the atomic write
+    assert cached_stage(tmp_path / "timing", "k", lambda where: {"ok": True})["ok"] is True
+    (tmp_path / "scores.partial").mkdir()
+    (tmp_path / "scores.partial" / "notes.txt").write_text("mine")
+    with pytest.raises(AltsignalError, match="was not written by `altsignal run`"):
+        cached_stage(tmp_path / "scores", "k", lambda where: {})
+
+
+def test_interrupted_stage_is_marked_and_kept_for_resume(tmp_path):
+    folder = tmp_path / "scores"
+
+    def interrupted(where):
+        (where / "chunk-0").write_text("done")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_stage(folder, "k", interrupted, resume=True)
+    partial = tmp_path / "scores.partial"
+    assert json.loads((partial / "stage.json").read_text())["status"] == "interrupted"
+    assert not folder.exists()
+    resumed = cached_stage(folder, "k", lambda where: {"chunks": sorted(p.name for p in where.iterdir())}, resume=True)
+    assert "chunk-0" in resumed["chunks"]  # the finished chunk was still there
+    assert not partial.exists()
+
+
+def test_usage_error_from_the_command_line():
+    line = _one_error_line(_cli("timing", "backtest", "--no-such-option"))
+    assert "No such option" in line
+
+
+def test_unexpected_error_exits_1_and_verbose_shows_the_traceback(tmp_path, monkeypatch):
+    import timing.config
+
+    def broken(path):
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(timing.config, "load_config", broken)
+    cfg = CONFIG_DIR / "default.toml"
+    res = _cli("timing", "report", "--config", str(cfg))
+    line = _one_error_line(res, EXIT_BUG)
+    assert line == "error: unexpected ZeroDivisionError: simulated bug"
+    assert "rerun with --verbose" in res.output
+    res = _cli("--verbose", "timing", "report", "--config", str(cfg))
+    assert res.exit_code == EXIT_BUG
+    assert "Traceback" in res.output and "ZeroDivisionError: simulated bug" in res.output
+
+
+def test_verbose_shows_the_traceback_of_known_errors_too(tmp_path):
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("factors = [\n")
+    res = _cli("--verbose", "timing", "backtest", "--config", str(cfg))
+    assert res.exit_code == EXIT_USAGE and "Traceback" in res.output and "error: " in res.output
