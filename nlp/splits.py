@@ -87,7 +87,9 @@ def assign_split(key: str, config: SplitConfig = CONFIG) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """Content hash of a file, streamed (dataset files and job inputs can be large)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _assignment_digest(assignment: dict[str, str]) -> str:

@@ -44,6 +44,7 @@ from nlp.rejects import Rejects, atomic_write_text
 from nlp.scoring.config import JobConfig
 from nlp.scoring.quality import check_text
 from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, score_rows, to_units
+from nlp.splits import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,7 @@ class Counts:
 
 
 def _file_identity(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": digest}
+    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def check_out(out: Path) -> None:
