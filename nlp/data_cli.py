@@ -3,8 +3,12 @@
     altsignal data splits                  # corpora/splits/{fpb,tfns}.json + duplicate counts
     altsignal data splits --check          # verify the committed manifests against the data
     altsignal data load news --out news.parquet --rejects news.rejects.jsonl
-    altsignal data load my.csv --source news --doc-id id --text headline \\
-        --published-at time --timezone America/New_York --out x.parquet --rejects r.jsonl
+    altsignal data load my.csv --source news --id-col id --text-col headline \\
+        --time-col time --timezone America/New_York --out x.parquet --rejects r.jsonl
+
+The column-mapping options are ``altsignal score``'s (``nlp.cli_options``); the spellings used
+before (``--doc-id``, ``--text``, ``--published-at``, ``--entities``, ``--title``, ``--publisher``,
+``--url``, and ``splits --out-dir``) still work until 0.2, hidden and deprecated.
 """
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from nlp import cli_options as opt
+from nlp.renames import renamed_option
 
 data_app = typer.Typer(help="Read, validate and split datasets.", no_args_is_help=True)
 
@@ -23,8 +30,9 @@ def register(app: typer.Typer) -> None:
 
 @data_app.command("splits")
 def splits_cmd(
-    out_dir: Optional[Path] = typer.Option(None, help="Folder for the manifests (default corpora/splits)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the manifests (default corpora/splits)."),
     check: bool = typer.Option(False, "--check", help="Only verify the committed manifests; exit 2 on a mismatch."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", hidden=True),
 ) -> None:
     """Compute the canonical splits, write their manifests and print duplicate counts and sizes."""
     from rich.console import Console
@@ -32,6 +40,7 @@ def splits_cmd(
 
     from nlp import splits
 
+    out = renamed_option(out, out_dir, "--out", "--out-dir")
     console = Console()
     if check:
         for name in splits.SETS:
@@ -39,7 +48,7 @@ def splits_cmd(
             console.print(f"{name}: manifest matches the data")
         return
     for name in splits.SETS:
-        path = splits.write_manifest(name, out_dir)
+        path = splits.write_manifest(name, out)
         console.print(f"wrote {path}")
     fpb, tfns = splits.build_manifest("fpb"), splits.build_manifest("tfns")
     table = Table("set", "rows", "dups", "conflicts", "train", "valid.", "test")
@@ -63,26 +72,33 @@ def splits_cmd(
 @data_app.command("load")
 def load_cmd(
     spec: str = typer.Argument(..., help="A preset (news, social, transcripts, sample:news, ...) or a file/folder/glob."),
-    out: Path = typer.Option(..., "--out", help="Document Parquet to write (atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Document Parquet to write (atomically)."),
     rejects_path: Path = typer.Option(..., "--rejects", help="JSONL file for rejected rows."),
-    source: Optional[str] = typer.Option(None, help="Document source: news, social or transcript."),
-    doc_id: Optional[str] = typer.Option(None, help="Id column; several joined with ',' make a composite id."),
-    text: Optional[str] = typer.Option(None, help="Text column."),
-    published_at: Optional[str] = typer.Option(None, help="Timestamp column."),
-    entities: Optional[str] = typer.Option(None, help="Ticker column (single, separated list or list column)."),
-    entity_sep: Optional[str] = typer.Option(None, help="Separator inside the ticker column, e.g. ';'."),
+    source: Optional[str] = typer.Option(None, help="Document source: news, social or transcript (a preset's own by default)."),
+    id_col: Optional[str] = opt.ID_COL,
+    text_col: Optional[str] = opt.TEXT_COL,
+    time_col: Optional[str] = opt.TIME_COL,
+    entities_col: Optional[str] = opt.ENTITIES_COL,
+    entity_sep: Optional[str] = opt.ENTITY_SEP,
     cashtags: Optional[bool] = typer.Option(None, "--cashtags/--no-cashtags", help="Also take $TICKERS from the text."),
-    title: Optional[str] = typer.Option(None),
-    publisher: Optional[str] = typer.Option(None),
-    url: Optional[str] = typer.Option(None),
-    timezone: Optional[str] = typer.Option(None, help="Zone of naive timestamps / dates (e.g. America/New_York)."),
-    date_only: Optional[str] = typer.Option(None, help="end_of_day (default), start_of_day or reject."),
-    time_format: Optional[str] = typer.Option(None, help="strptime layout when not ISO-8601."),
+    title_col: Optional[str] = opt.TITLE_COL,
+    publisher_col: Optional[str] = typer.Option(None, help="Publisher column."),
+    url_col: Optional[str] = typer.Option(None, help="URL column."),
+    timezone: Optional[str] = opt.TIMEZONE,
+    date_only: Optional[str] = typer.Option(None, help="Dates without a time: end_of_day, start_of_day or reject."),
+    time_format: Optional[str] = opt.TIME_FORMAT,
     extra: Optional[str] = typer.Option(None, help="Extra columns to carry, ','-separated."),
-    encoding: Optional[str] = typer.Option(None, help="Encoding of CSV/JSONL files without a byte-order mark (default utf-8)."),
-    earliest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at before this day (default 1990-01-01)."),
-    latest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at after this day (default: a day after now)."),
+    encoding: Optional[str] = opt.ENCODING,
+    earliest: Optional[datetime] = opt.EARLIEST,
+    latest: Optional[datetime] = opt.LATEST,
     chunk_rows: int = typer.Option(50_000, min=1, help="Rows per streamed chunk."),
+    doc_id: Optional[str] = typer.Option(None, "--doc-id", hidden=True),
+    text: Optional[str] = typer.Option(None, "--text", hidden=True),
+    published_at: Optional[str] = typer.Option(None, "--published-at", hidden=True),
+    entities: Optional[str] = typer.Option(None, "--entities", hidden=True),
+    title: Optional[str] = typer.Option(None, "--title", hidden=True),
+    publisher: Optional[str] = typer.Option(None, "--publisher", hidden=True),
+    url: Optional[str] = typer.Option(None, "--url", hidden=True),
 ) -> None:
     """Read a source into Document Parquet plus a rejects file; print the counts."""
     from rich.console import Console
@@ -94,25 +110,29 @@ def load_cmd(
     from nlp.readers.documents import PRESETS, ColumnMapping, iter_documents, write_documents
     from nlp.rejects import Rejects
 
-    given = {k: v for k, v in dict(
-        doc_id=tuple(doc_id.split(",")) if doc_id and "," in doc_id else doc_id, text=text,
-        published_at=published_at, entities=entities, entity_sep=entity_sep, cashtags=cashtags, title=title,
-        publisher=publisher, url=url, timezone=timezone, date_only=date_only, time_format=time_format,
-        extra=tuple(extra.split(",")) if extra else None, encoding=encoding,
-        earliest=earliest and earliest.date(), latest=latest and latest.date(),
-    ).items() if v is not None}
+    id_col = renamed_option(id_col, doc_id, "--id-col", "--doc-id")
+    text_col = renamed_option(text_col, text, "--text-col", "--text")
+    time_col = renamed_option(time_col, published_at, "--time-col", "--published-at")
+    fields = opt.mapping_fields(
+        id_col=id_col, text_col=text_col, time_col=time_col,
+        entities_col=renamed_option(entities_col, entities, "--entities-col", "--entities"), entity_sep=entity_sep,
+        title_col=renamed_option(title_col, title, "--title-col", "--title"), timezone=timezone,
+        time_format=time_format, encoding=encoding, earliest=earliest, latest=latest, cashtags=cashtags,
+        publisher=renamed_option(publisher_col, publisher, "--publisher-col", "--publisher"),
+        url=renamed_option(url_col, url, "--url-col", "--url"), date_only=date_only,
+        extra=tuple(extra.split(",")) if extra else None)
     if spec in PRESETS:
         preset = PRESETS[spec]
-        given = {**preset.mapping.model_dump(), **given}
+        fields = {**preset.mapping.model_dump(), **fields}
         paths, source = preset.path(), source or preset.source
     else:
-        missing = [o for o, v in (("--source", source), ("--doc-id", doc_id), ("--text", text),
-                                  ("--published-at", published_at)) if v is None]
+        missing = [o for o, v in (("--source", source), ("--id-col", id_col), ("--text-col", text_col),
+                                  ("--time-col", time_col)) if v is None]
         if missing:
             raise typer.BadParameter(f"{spec!r} is not a preset ({', '.join(PRESETS)}); a file needs {missing}")
         paths = spec
     try:
-        mapping = ColumnMapping(**given)
+        mapping = ColumnMapping(**fields)
     except ValidationError as exc:
         raise UsageError(describe_validation(exc, "bad column mapping option"), hint="see `altsignal data load --help`") from exc
 

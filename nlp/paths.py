@@ -1,10 +1,12 @@
 """Where data lives. One place, so no module guesses paths on its own (models: ``nlp.models.model_path``).
 
-- The project's own data (sample corpus, split manifests, alias table) is the ``corpora``
-  package, found through ``importlib.resources``: it ships inside the wheel, so a non-editable
-  install finds it as an editable checkout does.
-- Public datasets are *read* from a folder outside the repository (never copied in):
-  ``$ALTSIGNAL_DATASETS`` if set, else ``../shared/datasets`` next to the checkout.
+- The project's own data (sample corpus, split manifests, alias table, dataset cards) is the
+  ``corpora`` package, found through ``importlib.resources``; the shipped models and the timing
+  configs sit inside ``nlp`` and ``timing`` and are found from those modules' ``__file__``. All of
+  it ships in the wheel, so a non-editable install (``pip install .``) finds it as an editable
+  checkout does, from any working directory (``.ci/install_elsewhere`` proves it in CI).
+- Public datasets are *read* from a folder outside the package (never copied in):
+  :func:`datasets_dir` has the rule.
 """
 from __future__ import annotations
 
@@ -12,26 +14,46 @@ import os
 from importlib import resources
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA_DIR = Path(resources.files("corpora"))
 SAMPLE_DIR = CORPORA_DIR / "sample"
 SPLITS_DIR = CORPORA_DIR / "splits"
 
+# The folder the packages were imported from: a source checkout when it holds the project's
+# pyproject.toml (editable install, or the checkout on sys.path), else site-packages (an install).
+_PACKAGES_PARENT = Path(__file__).resolve().parents[1]
+_CHECKOUT = _PACKAGES_PARENT if (_PACKAGES_PARENT / "pyproject.toml").is_file() else None
+
 
 def datasets_dir() -> Path:
-    """Folder holding the shared public datasets (may not exist on a user's machine)."""
+    """Folder holding the shared public datasets (may not exist on a user's machine).
+
+    First match wins:
+
+    1. ``$ALTSIGNAL_DATASETS``;
+    2. ``../shared/datasets`` beside the source checkout the package is imported from (an editable
+       install): the project's layout, so tests and CI find it whatever their working directory;
+    3. ``../shared/datasets`` relative to the working directory (an installed package, which has
+       no checkout): run from a checkout's root, as the README's commands are, a non-editable
+       install then reads what an editable one reads.
+
+    Anywhere else, set ``$ALTSIGNAL_DATASETS``; a fixed per-user default was not chosen because
+    the folder is shared data that the user places, not a cache the package fills.
+    """
     env = os.environ.get("ALTSIGNAL_DATASETS")
     if env:
         return Path(env).expanduser().resolve()
-    return (REPO_ROOT.parent / "shared" / "datasets").resolve()
+    base = _CHECKOUT if _CHECKOUT is not None else Path.cwd()
+    return (base.parent / "shared" / "datasets").resolve()
 
 
 def dataset_path(name: str, *parts: str) -> Path:
-    """Path of a file inside one shared dataset, with a clear error if it is missing."""
+    """Path of a file inside one shared dataset, with an error saying how to point at it if missing."""
     p = datasets_dir().joinpath(name, *parts)
     if not p.exists():
+        where = "$ALTSIGNAL_DATASETS" if os.environ.get("ALTSIGNAL_DATASETS") else "the default ../shared/datasets"
         raise FileNotFoundError(
-            f"dataset file {p} not found; set ALTSIGNAL_DATASETS to the folder that holds '{name}/'"
+            f"dataset file {p} not found (datasets folder: {where}); set ALTSIGNAL_DATASETS to the "
+            f"folder that holds '{name}/': export ALTSIGNAL_DATASETS=/path/to/datasets"
         )
     return p
 

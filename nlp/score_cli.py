@@ -12,10 +12,13 @@ from typing import Optional
 
 import typer
 
+from nlp import cli_options as opt
+from nlp.scoring.config import EngineConfig, JobConfig
+
 log = logging.getLogger(__name__)
 
 
-def infer_mapping(files: list[Path], source: str, encoding: str = "utf-8"):
+def infer_mapping(files: list[Path], source: str, encoding: str):
     """(source, ColumnMapping) of the first preset whose columns the input has (``source`` may be auto)."""
     from nlp.readers.documents import PRESETS
     from nlp.readers.records import input_columns
@@ -34,32 +37,34 @@ def infer_mapping(files: list[Path], source: str, encoding: str = "utf-8"):
 def register(app: typer.Typer) -> None:
     @app.command("score")
     def score(
-        input: list[str] = typer.Option(..., "--input", "-i", help="File, folder or glob of Parquet/JSONL/CSV (repeatable)."),
+        input: list[str] = typer.Option(..., "--input", "-i", help="File, folder or glob of Parquet/JSONL/CSV, or a preset (sample:news, ...) (repeatable)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: rerun the same command after a crash)."),
         source: str = typer.Option("auto", help="news | social | transcript | auto (from the input's columns)."),
         model: Optional[str] = typer.Option(None, help="default, fast or a model artifact folder; default: the shipped default model."),
-        numeric: str = typer.Option("auto", help="auto | fp32 | bf16 | int8 | compile (bf16 through torch.compile) | fp16 (GPU). auto = fastest path that passed the accuracy check."),
-        engine: str = typer.Option("local", help="local | ray (Ray Data; RAY_ADDRESS picks a cluster)."),
-        ray_concurrency: int = typer.Option(2, help="Model-holding Ray actors."),
-        device: str = typer.Option("cpu", help="cpu | cuda."),
-        batch_tokens: int = typer.Option(4096, help="Padded tokens per model call (part of the job's identity)."),
+        numeric: Optional[str] = opt.config_option(EngineConfig, "numeric", "--numeric", help=opt.NUMERIC_HELP),
+        engine: Optional[str] = opt.config_option(JobConfig, "engine_kind", "--engine", help="local | ray (Ray Data; RAY_ADDRESS picks a cluster)."),
+        ray_concurrency: Optional[int] = opt.config_option(JobConfig, "ray_concurrency", help="Model-holding Ray actors."),
+        device: Optional[str] = opt.config_option(EngineConfig, "device", help="cpu | cuda."),
+        batch_tokens: Optional[int] = opt.config_option(EngineConfig, "batch_tokens", help="Padded tokens per model call (part of the job's identity)."),
         chunk_rows: Optional[int] = typer.Option(None, help="Documents per output part (default 20000; transcripts 200)."),
         threads: Optional[int] = typer.Option(None, help="Intra-op threads (default: all cores of this process)."),
-        id_col: Optional[str] = typer.Option(None, help="Column mapping: document id column."),
-        text_col: Optional[str] = typer.Option(None, help="Column mapping: text column."),
-        time_col: Optional[str] = typer.Option(None, help="Column mapping: publication time column."),
-        entities_col: Optional[str] = typer.Option(None, help="Column mapping: ticker(s) column."),
-        entity_sep: Optional[str] = typer.Option(None, help="Separator inside the ticker column, e.g. ';'."),
-        title_col: Optional[str] = typer.Option(None),
-        timezone: Optional[str] = typer.Option(None, help="Zone of naive timestamps (else they are rejected)."),
-        time_format: Optional[str] = typer.Option(None, help="strptime layout when times are not ISO-8601."),
-        encoding: str = typer.Option("utf-8", help="Encoding of CSV/JSONL files without a byte-order mark (e.g. latin-1)."),
-        earliest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at before this day (default 1990-01-01)."),
-        latest: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"], help="Reject published_at after this day (default: a day after the job started)."),
-        max_chars: int = typer.Option(100_000, help="Longer texts are rejected."),
+        id_col: Optional[str] = opt.ID_COL,
+        text_col: Optional[str] = opt.TEXT_COL,
+        time_col: Optional[str] = opt.TIME_COL,
+        entities_col: Optional[str] = opt.ENTITIES_COL,
+        entity_sep: Optional[str] = opt.ENTITY_SEP,
+        title_col: Optional[str] = opt.TITLE_COL,
+        timezone: Optional[str] = opt.TIMEZONE,
+        time_format: Optional[str] = opt.TIME_FORMAT,
+        encoding: Optional[str] = opt.ENCODING,
+        earliest: Optional[datetime] = opt.EARLIEST,
+        latest: Optional[datetime] = opt.LATEST,
+        max_chars: Optional[int] = opt.config_option(JobConfig, "max_chars", help="Longer texts are rejected."),
         keep_html: bool = typer.Option(False, "--keep-html", help="Do not strip HTML tags/entities."),
         keep_non_english: bool = typer.Option(False, "--keep-non-english", help="Score texts flagged non-English."),
         no_entities: bool = typer.Option(False, "--no-entities", help="Keep only the reader's tickers."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or add to the cross-job score cache "
+                                      "($ALTSIGNAL_SCORE_CACHE; rows are identical either way)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Score documents with a sentiment model; write Score rows, document aggregates, rejects."""
@@ -67,36 +72,37 @@ def register(app: typer.Typer) -> None:
 
         from nlp.contracts import SOURCES
         from nlp.errors import UsageError, describe_validation
-        from nlp.readers.documents import ColumnMapping
+        from nlp.readers.documents import PRESETS, ColumnMapping
         from nlp.readers.records import expand_paths
-        from nlp.scoring.config import EngineConfig, JobConfig
         from nlp.scoring.job import JobSpec, run_job
 
         if source != "auto" and source not in SOURCES:
             raise UsageError(f"--source {source!r} is not one of {['auto', *SOURCES]}")
-        options = {k: v for k, v in {
-            "entities": entities_col, "entity_sep": entity_sep, "title": title_col, "timezone": timezone,
-            "time_format": time_format, "encoding": encoding, "earliest": earliest and earliest.date(),
-            "latest": latest and latest.date()}.items() if v is not None}
+        columns = opt.mapping_fields(id_col=id_col, text_col=text_col, time_col=time_col, entities_col=entities_col,
+                                     entity_sep=entity_sep, title_col=title_col, timezone=timezone,
+                                     time_format=time_format, encoding=encoding, earliest=earliest, latest=latest)
+        options = {k: v for k, v in columns.items() if k not in ("doc_id", "text", "published_at")}
         try:  # the reading options first: the input's header is read in --encoding to infer the mapping
-            ColumnMapping.model_validate({"doc_id": "-", "text": "-", "published_at": "-"} | options)
+            reading = ColumnMapping.model_validate({"doc_id": "-", "text": "-", "published_at": "-"} | options)
         except ValidationError as exc:
             raise UsageError(describe_validation(exc, "bad reading option"), hint="see `altsignal score --help`") from exc
-        files = expand_paths(input)
+        # A preset names its file (sample:news is the packaged sample news), as in `data load`.
+        files = expand_paths([str(PRESETS[i].path()) if i in PRESETS else i for i in input])
         if id_col and text_col and time_col:
             if source == "auto":
                 raise typer.BadParameter("--source auto needs a recognised layout; with explicit columns name the source")
-            mapping = ColumnMapping.model_validate({"doc_id": id_col, "text": text_col, "published_at": time_col} | options)
+            mapping = ColumnMapping.model_validate(columns)
         else:
-            source, mapping = infer_mapping(files, source, encoding)
+            source, mapping = infer_mapping(files, source, reading.encoding)
             mapping = ColumnMapping.model_validate(mapping.model_dump() | options)
         from nlp.models import model_path
 
         model = model_path(model)
         config = JobConfig(
-            engine=EngineConfig(numeric=numeric, device=device, batch_tokens=batch_tokens, threads=threads),
-            engine_kind=engine, ray_concurrency=ray_concurrency, chunk_rows=chunk_rows, max_chars=max_chars,
+            engine=EngineConfig(**opt.given(numeric=numeric, device=device, batch_tokens=batch_tokens, threads=threads)),
+            **opt.given(engine_kind=engine, ray_concurrency=ray_concurrency, chunk_rows=chunk_rows, max_chars=max_chars),
             strip_html=not keep_html, flag_non_english=not keep_non_english, resolve_entities=not no_entities,
+            use_cache=not no_cache,
         )
         manifest = run_job(JobSpec([str(f) for f in files], source, mapping, model, out, config), progress=not quiet)
         c = manifest["counts"]
@@ -106,6 +112,9 @@ def register(app: typer.Typer) -> None:
             f"{c['docs_rejected'] + c['reader_rejects']:,}; skipped {c['docs_skipped']:,} already scored "
             f"({c['chunks_skipped']} chunks) -> {out}"
         )
+        if manifest["score_cache"]:
+            cache = manifest["score_cache"]
+            typer.echo(f"score cache: {cache['hits']:,} texts reused, {cache['misses']:,} computed ({cache['folder']})")
         for bad in manifest["unreadable_files"]:
             typer.echo(f"skipped {bad['path']}: {bad['reason']}")
         if manifest["reject_reasons"]:

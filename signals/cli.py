@@ -1,4 +1,4 @@
-"""``altsignal features build|show|export``: the feature store on the command line.
+"""``altsignal features build|show|export|health``: the feature store on the command line.
 
     altsignal features build --scores runs/scores/ --db runs/features.duckdb
     altsignal features show --db runs/features.duckdb --entity __MARKET__ --source all --start 2016-09-01
@@ -109,7 +109,7 @@ def show(
 @_run
 def export(
     table: str = typer.Option("daily_features", help="documents, scores, daily_features or builds."),
-    out: Path = typer.Option(..., help="Parquet file to write (atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically)."),
     db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store file."),
     as_of: Optional[str] = typer.Option(None, help="daily_features as known at this instant (latest versions only)."),
 ) -> None:
@@ -119,6 +119,68 @@ def export(
     with FeatureStore(db, read_only=True) as store:
         path = store.export(table, out, as_of=_instant(as_of, "--as-of"))
     typer.echo(f"wrote {path}")
+
+
+@features_app.command("health")
+@_run
+def health(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for health.md, health.png and the health.parquet history."),
+    db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store file."),
+    as_of: Optional[str] = typer.Option(None, help="Check the data known at this instant (default: now)."),
+    job: list[Path] = typer.Option([], "--job", help="A scoring job folder of this run: its rejects and model "
+                                   "fingerprint are checked (repeatable)."),
+    overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                        help="Override a threshold of signals.health.HealthConfig, e.g. psi_breach=0.3."),
+) -> None:
+    """Health checks of the latest session: volume, rejects, score drift (PSI), fresh entities,
+    model fingerprint. Exit 4 when a check breaches (outputs are written first)."""
+    import json
+
+    import pandas as pd
+
+    from nlp.config_files import apply_overrides, validated
+    from nlp.errors import EXIT_HEALTH
+    from nlp.rejects import atomic_path
+    from signals.health import HealthConfig, health_table, worst_status, write_report
+    from signals.sessions import session_cutoffs, sessions
+    from signals.store import FeatureStore
+
+    cfg = validated(HealthConfig, apply_overrides({}, overrides, HealthConfig), "--set")
+    when = _instant(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+    with FeatureStore(db, read_only=True) as store:
+        scores = store.score_rows(when)
+        scfg = store.cfg.sessions
+    if scores.empty:
+        raise ValueError(f"the store {db} holds no score rows known at {when}")
+    # The session checked is the last one closed by --as-of (its cutoff passed): a session still
+    # collecting documents would look like a stalled feed.
+    calendar = sessions(scfg.calendar, end=when)
+    calendar = calendar[session_cutoffs(calendar, scfg.cutoff, scfg.tz) <= when]
+    manifests = [json.loads((j / "manifest.json").read_text()) for j in job]
+    read = sum(m["counts"]["docs_read"] + m["counts"]["reader_rejects"] for m in manifests) if manifests else None
+    rejects: dict[str, int] = {}
+    for m in manifests:
+        for reason, n in m["reject_reasons"].items():
+            rejects[reason] = rejects.get(reason, 0) + n
+    fingerprint = {f"{m['model_id']}:numeric": m["numeric"] for m in manifests} | {
+        f"{m['model_id']}:model_hash": m["job"]["model_hash"] for m in manifests}
+    history_path = out / "health.parquet"
+    history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame()
+    previous = None
+    if not history.empty and (history["session"] < calendar[-1]).any():
+        last = history[history["session"] == history.loc[history["session"] < calendar[-1], "session"].max()]
+        fp = last[last["check"] == "fingerprint"]
+        previous = dict(zip(fp["subject"], fp["value"].astype(str)))
+    table = health_table(scores, calendar, rows_read=read, rejects=rejects, fingerprint=fingerprint,
+                         previous_fingerprint=previous, config=cfg)
+    report = write_report(table, scores, calendar, out, cfg)
+    kept = history[history["session"] != calendar[-1]] if not history.empty else history
+    with atomic_path(history_path) as tmp:
+        pd.concat([kept, table.astype({"value": str})], ignore_index=True).to_parquet(tmp, index=False)
+    status = worst_status(table)
+    typer.echo(f"health of session {calendar[-1].date()}: {status} -> {report}")
+    if status == "breach":
+        raise typer.Exit(EXIT_HEALTH)
 
 
 def register(app: typer.Typer) -> None:

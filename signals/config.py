@@ -3,6 +3,11 @@
 Defaults follow DESIGN.md: XNYS sessions, a 16:00 America/New_York cutoff, FRED-MD used with a
 one-month publication lag. Windows and half-lives are counted in *sessions* for daily features
 and in *months* for market features sampled monthly.
+
+A run file sets any of these in its ``[signals]`` table (``[signals.sessions]``, ``[signals.features]``,
+``[signals.market]``); ``altsignal run`` passes the result to the features stage and to the feature
+provider the timing stage reads, so both see the same sessions and windows. Unknown keys are errors
+(``extra="forbid"``): a misspelt window would otherwise be a silent default.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class SessionConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     calendar: str = "XNYS"
     cutoff: str = "16:00"  # a document counts for session D only if published strictly before D's cutoff
@@ -27,7 +32,7 @@ class SessionConfig(BaseModel):
 
 
 class FeatureConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     half_lives: tuple[int, ...] = (5, 21, 63)  # sessions, for the EW tone columns
     volume_window: int = Field(63, ge=2)  # trailing sessions for abnormal volume
@@ -40,7 +45,7 @@ class FeatureConfig(BaseModel):
 
 
 class MarketConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     trailing_months: tuple[int, ...] = (1, 3, 12)
     vol_windows: tuple[int, ...] = (21, 63)  # sessions, realized volatility from daily returns
@@ -50,12 +55,12 @@ class MarketConfig(BaseModel):
 
 
 class SignalsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sessions: SessionConfig = SessionConfig()
     features: FeatureConfig = FeatureConfig()
     market: MarketConfig = MarketConfig()
-    db_path: Path = Path("runs/features.duckdb")
+    db_path: Path = Path("runs/features.duckdb")  # a run keeps its store in <output_dir>/features/ instead
     duckdb_threads: int | None = None  # None = DuckDB's default (all cores)
 
 

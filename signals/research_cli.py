@@ -86,7 +86,7 @@ def store(
 def sample_calls(
     input: Path = typer.Option(None, help="Transcripts Parquet (default: the shared MAEC calls)."),
     per_call: int = typer.Option(16, min=1, help="Sentences (lines) kept per call, evenly spaced."),
-    out: Path = typer.Option(..., help="Parquet file to write (same columns, shorter text)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (same columns, shorter text)."),
 ) -> None:
     """Keep evenly spaced sentences of each call, so a whole corpus can be scored on a CPU budget."""
     from nlp.paths import dataset_path
@@ -98,7 +98,7 @@ def sample_calls(
 
 @research_app.command("lexicon")
 def lexicon(
-    out: Path = typer.Option(..., help="Folder for the Score rows (then `research store --scores` it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the Score rows (then `research store --scores` it)."),
     preset: str = typer.Option("transcripts", help="Document preset to read: transcripts (MAEC), social (StockNet), news."),
     method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media)."),
 ) -> None:
@@ -125,7 +125,7 @@ def tearsheet(
     feature: list[str] = typer.Option(["tone", "mean_score", "abnormal_volume"], help="Feature column (repeatable)."),
     prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
     entry: str = _ENTRY,
-    out: Path = typer.Option(Path("runs/research/tearsheet"), help="Report folder."),
+    out: Path = typer.Option(Path("runs/research/tearsheet"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Cross-sectional tear sheet (IC, rank IC, decay, quantiles, turnover, coverage) of per-ticker features."""
     from signals.research.runs import tearsheet_report
@@ -145,7 +145,7 @@ def market(
     factors: Optional[Path] = typer.Option(None, help="Ken French daily files folder (default: the shared fama_french)."),
     start: Optional[str] = _START, end: Optional[str] = _END, entry: str = _ENTRY,
     min_train: int = typer.Option(252, help="Sessions before the first out-of-sample forecast."),
-    out: Path = typer.Option(Path("runs/research/market"), help="Report folder."),
+    out: Path = typer.Option(Path("runs/research/market"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Predictive regressions of next-day / next-week market and factor returns on market-wide features."""
     from nlp.paths import dataset_path
@@ -176,7 +176,7 @@ def events(
     burst_z: Optional[float] = typer.Option(None, help="News bursts: rows whose abnormal_volume exceeds this (default for news: 2)."),
     prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
     entry: str = _ENTRY,
-    out: Path = typer.Option(Path("runs/research/events"), help="Report folder."),
+    out: Path = typer.Option(Path("runs/research/events"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Event study: CAR after document events by tone tercile, top-minus-bottom test clustered by date."""
     from signals.research.runs import event_frame, event_report
@@ -196,7 +196,7 @@ def stocknet(
     db: Path = _DB,
     prices: str = typer.Option("stocknet", help="Price source for labels and price features (the paper used StockNet's adjusted closes)."),
     market: Optional[Path] = _MARKET, entry: str = _ENTRY,
-    out: Path = typer.Option(Path("runs/research/stocknet"), help="Report folder."),
+    out: Path = typer.Option(Path("runs/research/stocknet"), "--out", "-o", help="Report folder."),
 ) -> None:
     """StockNet benchmark: binary next-day movement from 5 sessions of tweets and prices (paper splits)."""
     import pandas as pd

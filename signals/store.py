@@ -439,6 +439,20 @@ class FeatureStore:
                    WHERE NOT deleted"""
 
     @_file_errors
+    def score_rows(self, as_of) -> pd.DataFrame:
+        """Score rows known at ``as_of`` (latest version of each unit), each with its ``session``."""
+        from signals.sessions import assign_session, config_kwargs
+
+        rows = self.con.sql(
+            """SELECT feed, source, doc_id, unit, model_id, score, published_at, entities FROM scores
+               WHERE ingested_at <= $as_of
+               QUALIFY row_number() OVER (PARTITION BY feed, source, doc_id, unit ORDER BY ingested_at DESC) = 1""",
+            params={"as_of": _aware(as_of, "as_of")}).to_arrow_table().to_pandas()
+        rows["published_at"] = pd.to_datetime(rows["published_at"], utc=True)
+        rows["session"] = assign_session(rows["published_at"], **config_kwargs(self.cfg.sessions)).to_numpy()
+        return rows
+
+    @_file_errors
     def entities(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT DISTINCT entity FROM daily_features ORDER BY 1").fetchall()]
 

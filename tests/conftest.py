@@ -32,6 +32,13 @@ def private_cache(tmp_path_factory):
         os.environ["ALTSIGNAL_CACHE"] = old
 
 
+@pytest.fixture(autouse=True)
+def private_score_cache(tmp_path, monkeypatch):
+    """A cold cross-job score cache per test, so a test comparing two scoring paths compares
+    computations, not one computation with its cached copy (tests/test_score_cache.py tests the cache)."""
+    monkeypatch.setenv("ALTSIGNAL_SCORE_CACHE", str(tmp_path / "score_cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_datasets():
     path = datasets_dir()

@@ -250,8 +250,8 @@ def test_bad_options_are_one_line_exit_2_and_write_nothing(tiny_model, tmp_path)
 
 def test_data_load_bad_options_are_one_line_exit_2(tmp_path):
     good = _csv(tmp_path / "good.csv", [_row(i) for i in range(3)])
-    base = ["data", "load", str(good), "--source", "news", "--doc-id", "doc_id", "--text", "headline",
-            "--published-at", "published_at", "--out", str(tmp_path / "d.parquet"), "--rejects", str(tmp_path / "r")]
+    base = ["data", "load", str(good), "--source", "news", "--id-col", "doc_id", "--text-col", "headline",
+            "--time-col", "published_at", "--out", str(tmp_path / "d.parquet"), "--rejects", str(tmp_path / "r")]
     for option, value in (("--timezone", "Foo/Bar"), ("--encoding", "klingon")):
         res = CliRunner().invoke(app, [*base, option, value])
         assert res.exit_code == 2 and value in _error(res)

@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 
 from nlp.cli import app
 from nlp.errors import EXIT_BUG, EXIT_USAGE, AltsignalError
-from timing.pipeline import CONFIG_DIR, DEFAULT_RUN_CONFIG, cached_stage, check_run, load_run_config
+from timing.config import load_config
+from timing.orchestrator import check_run
+from timing.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config
+from timing.stage_cache import cached_stage
 
 
 def _cli(*args: str):
@@ -75,14 +78,14 @@ def test_run_config_field_error_names_file_and_field(tmp_path):
 def test_date_range_without_data_is_a_clear_error(tmp_path):
     cfg = tmp_path / "old.toml"
     cfg.write_text('factors = ["Mkt-RF"]\nbaselines = ["historical_mean"]\n[data]\nstart = "1900-01-31"\nend = "1910-12-31"\n')
-    line = _one_error_line(_cli("timing", "backtest", "--config", str(cfg), "--output-dir", str(tmp_path / "o")))
+    line = _one_error_line(_cli("timing", "backtest", "--config", str(cfg), "--out", str(tmp_path / "o")))
     assert "no monthly factor data between data.start 1900-01-31 and data.end 1910-12-31" in line
 
 
 def test_missing_timing_config_is_reported_before_any_stage(tmp_path):
     out = tmp_path / "run"
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\ntiming_config = "nope.toml"\n')
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\n[timing]\nextends = "nope.toml"\n')
     line = _one_error_line(_cli("run", "--config", str(cfg)))
     assert str(tmp_path / "nope.toml") in line and "does not exist" in line
     assert not out.exists()  # nothing was scored or written
@@ -97,10 +100,13 @@ def test_missing_model_folder_is_reported_before_any_stage(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_timing_config_is_relative_to_the_file_that_names_it(tmp_path):
+def test_timing_base_is_relative_to_the_file_that_names_it(tmp_path):
     cfg = tmp_path / "mine.toml"
     cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\nname = "mine"\n')
-    assert load_run_config(cfg).timing_config == CONFIG_DIR / "default.toml"
+    (tmp_path / "timing.toml").write_text('factors = ["Mkt-RF"]\n')
+    assert load_run_config(cfg).timing == load_config(CONFIG_DIR / "default.toml")  # run_default's own base
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\nname = "mine"\n[timing]\nextends = "timing.toml"\n')
+    assert load_run_config(cfg).timing.factors == ("Mkt-RF",)
 
 
 @pytest.mark.parametrize("stage", ["documents", "scores", "features", "timing"])
@@ -183,7 +189,7 @@ def test_usage_error_from_the_command_line():
 def test_unexpected_error_exits_1_and_verbose_shows_the_traceback(tmp_path, monkeypatch):
     import timing.config
 
-    def broken(path):
+    def broken(path, overrides=()):
         raise ZeroDivisionError("simulated bug")
 
     monkeypatch.setattr(timing.config, "load_config", broken)
@@ -202,3 +208,55 @@ def test_verbose_shows_the_traceback_of_known_errors_too(tmp_path):
     cfg.write_text("factors = [\n")
     res = _cli("--verbose", "timing", "backtest", "--config", str(cfg))
     assert res.exit_code == EXIT_USAGE and "Traceback" in res.output and "error: " in res.output
+
+
+# -- one run config: validated whole before any stage, --set, --out -----------------------------
+@pytest.mark.parametrize("section", ['[signals.sessions]\ncutof = "15:00"', "[timing.network]\nlookbak = 3",
+                                     "[research]\nhorizon = 5", '[scoring]\nengine = "gpu-farm"'])
+def test_a_bad_key_in_any_section_fails_at_once_and_writes_nothing(tmp_path, section):
+    import time
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'extends = "{DEFAULT_RUN_CONFIG}"\noutput_dir = "{out}"\n{section}\n')
+    t0 = time.perf_counter()
+    line = _one_error_line(_cli("run", "--config", str(cfg)))
+    assert time.perf_counter() - t0 < 2
+    assert str(cfg) in line and section.split("\n")[1].split(" ")[0] in line
+    assert not out.exists()
+
+
+def test_set_reaches_the_run_config_and_unknown_keys_name_the_valid_ones(tmp_path):
+    out = tmp_path / "run"
+    base = ["run", "--set", f'output_dir="{out}"']
+    line = _one_error_line(_cli(*base, "--set", "timing.network.hiden=16"))
+    assert "unknown key 'hiden' at timing.network; valid keys: dropout, encoder" in line
+    line = _one_error_line(_cli(*base, "--set", f"scoring.model={tmp_path / 'no-model'}"))
+    assert f"scoring.model {tmp_path / 'no-model'} is not a model artifact" in line
+    line = _one_error_line(_cli(*base, "--set", "timing.data.macro_source=/no/fred.csv", "--set", "timing.network.hidden=4"))
+    assert "market/macro source /no/fred.csv does not exist" in line
+    line = _one_error_line(_cli(*base, "--set", "timing.network.hidden=0"))
+    assert "--set timing.network.hidden=0: timing.network.hidden" in line
+    assert not out.exists()
+
+
+def test_set_on_timing_commands(tmp_path):
+    line = _one_error_line(_cli("timing", "backtest", "--config", str(CONFIG_DIR / "default.toml"),
+                                "--set", "walkforward.refit_every=0"))
+    assert "walkforward.refit_every" in line
+    line = _one_error_line(_cli("timing", "fit", "--set", "portfolio.vol_taget=0.2"))
+    assert "unknown key 'vol_taget' at portfolio" in line
+
+
+def test_old_output_dir_spelling_warns_and_still_works(tmp_path):
+    empty = tmp_path / "empty"
+    res = _cli("timing", "report", "--output-dir", str(empty))
+    assert res.exit_code == EXIT_USAGE
+    assert "deprecated: `--output-dir` is now `--out`" in res.output and f"no backtest in {empty}" in res.output
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = _cli("run", "--output-dir", str(afile))
+    assert "deprecated: `--output-dir` is now `--out`" in res.output and f"output folder {afile} is a file" in res.output
+    assert "--output-dir" not in _cli("run", "--help").output and "--out" in _cli("run", "--help").output
+    line = _one_error_line(_cli("run", "--out", str(afile), "--output-dir", str(afile)))
+    assert "give only --out" in line

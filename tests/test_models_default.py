@@ -60,7 +60,7 @@ def test_shipped_model_loads_offline_and_scores_the_sample_set(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path, name):
-    """`altsignal eval --model NAME` on the shared test splits gives the numbers committed beside its card."""
+    """`altsignal models eval --model NAME` on the shared test splits gives the numbers committed beside its card."""
     import json
 
     from nlp.models.evaluate import evaluate

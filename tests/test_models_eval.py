@@ -160,29 +160,41 @@ def test_evaluate_writes_json_leaderboard_and_png(tiny_model, eval_files, tmp_pa
                  baseline_train=[str(eval_files["train"])], progress=False)
 
 
+@pytest.mark.parametrize("numeric", [None, "bf16"])
+def test_cli_eval_scores_on_the_numeric_path_asked(tiny_model, eval_files, tmp_path, numeric):
+    """fp32 (the model cards' path) unless --numeric names another; results.json records the path used."""
+    from nlp.cli import app
+
+    args = ["models", "eval", str(eval_files["train"]), "-m", str(tiny_model), "-o", str(tmp_path), "--n-boot", "10"]
+    res = CliRunner().invoke(app, args + (["--numeric", numeric] if numeric else []))
+    assert res.exit_code == 0, res.output
+    predictors = json.loads((tmp_path / "results.json").read_text())["predictors"]
+    assert [p["numeric"] for p in predictors.values()] == [numeric or "fp32"]
+
+
 def test_cli_eval_and_explain(tiny_model, eval_files, tmp_path):
     from nlp.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", str(eval_files["train"]), "-m", str(tiny_model), "-b", "majority",
+    res = runner.invoke(app, ["models", "eval", str(eval_files["train"]), "-m", str(tiny_model), "-b", "majority",
                               "--baseline-train", str(eval_files["train"]), "-o", str(tmp_path / "cli"), "--n-boot", "20"])
     assert res.exit_code == 2 and "refusing to fit baselines" in res.output
-    res = runner.invoke(app, ["eval", str(eval_files["good"]), "-m", str(tiny_model), "--text-col", "sentence",
+    res = runner.invoke(app, ["models", "eval", str(eval_files["good"]), "-m", str(tiny_model), "--text-col", "sentence",
                               "--label-col", "y", "--label-map", "0=negative,1=positive,2=neutral",
                               "-o", str(tmp_path / "cli"), "--n-boot", "20"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "cli" / "results.json").read_text())["sets"]
-    res = runner.invoke(app, ["eval", str(eval_files["bad"]), "-m", str(tiny_model), "-o", str(tmp_path / "bad")])
+    res = runner.invoke(app, ["models", "eval", str(eval_files["bad"]), "-m", str(tiny_model), "-o", str(tmp_path / "bad")])
     # A clean exit with one error line, not an exception escaping the command.
     assert res.exit_code == 2 and isinstance(res.exception, SystemExit)
     assert "error:" in res.output and "unknown label" in res.output
     png = tmp_path / "ex.png"
-    res = runner.invoke(app, ["explain", "Profit rose sharply .", "-m", str(tiny_model), "--png", str(png), "--steps", "8"])
+    res = runner.invoke(app, ["models", "explain", "Profit rose sharply .", "-m", str(tiny_model), "-o", str(png), "--steps", "8"])
     assert res.exit_code == 0, res.output
     assert "profit" in res.output and png.stat().st_size > 1000
-    res = runner.invoke(app, ["explain", "   ", "-m", str(tiny_model)])
+    res = runner.invoke(app, ["models", "explain", "   ", "-m", str(tiny_model)])
     assert res.exit_code == 2 and "non-empty" in res.output
-    res = runner.invoke(app, ["finetune", "-o", str(tmp_path / "never"), "--train", "fpb:50agree:test"])
+    res = runner.invoke(app, ["models", "finetune", "-o", str(tmp_path / "never"), "--train", "fpb:50agree:test"])
     assert res.exit_code == 2 and "refusing to train on a test split" in res.output
     assert not (tmp_path / "never").exists()
 

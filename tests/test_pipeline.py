@@ -6,26 +6,26 @@ import json
 import pandas as pd
 import pytest
 
-from timing.pipeline import DEFAULT_RUN_CONFIG, CONFIG_DIR, load_run_config, run
+from timing.orchestrator import run
+from timing.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config, stage_timing_config
+from timing.stage_cache import stage_key
 
 # Keep the timing stage small: the tests check the plumbing, the README reports the full runs.
-SMALL_TIMING = {
-    "baselines": ["historical_mean", "ridge", "macro_regime", "equal_weight"],
-    "data": {"start": "2008-01-31", "end": "2017-03-31"},
-    "walkforward": {"min_train": 60, "refit_every": 24, "n_jobs": 1},
-    "network": {"epochs": 10, "seeds": [0], "grid": {"weight_decay": [1e-3]}},
-    "explain": {"permutation_repeats": 1, "ig_steps": 4},
-}
+SMALL_TIMING = [
+    'timing.baselines=["historical_mean", "ridge", "macro_regime", "equal_weight"]',
+    "timing.data.start=2008-01-31",  # a TOML date stays text
+    "timing.walkforward={ min_train = 60, refit_every = 24, n_jobs = 1 }",
+    "timing.network.epochs=10",
+    "timing.network.seeds=[0]",
+    "timing.network.grid={ weight_decay = [1e-3] }",
+    "timing.explain={ permutation_repeats = 1, ig_steps = 4 }",
+]
 
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    cfg = load_run_config(DEFAULT_RUN_CONFIG)
-    cfg = cfg.model_copy(update={
-        "output_dir": tmp_path_factory.mktemp("run"),
-        "scoring": cfg.scoring.model_copy(update={"numeric": "fp32"}),
-        "timing_overrides": SMALL_TIMING,
-    })
+    cfg = load_run_config(DEFAULT_RUN_CONFIG, [*SMALL_TIMING, "scoring.numeric=fp32"])
+    cfg = cfg.model_copy(update={"output_dir": tmp_path_factory.mktemp("run")})
     return cfg, run(cfg)
 
 
@@ -36,7 +36,9 @@ def _stages(cfg):
 
 def test_default_run_writes_every_stage_and_a_report(default_run):
     cfg, report = default_run
-    assert report.exists() and "timing/report.md" in report.read_text()
+    summary = report.read_text()
+    assert "timing/report.md" in summary
+    assert "Network beats the historical mean" in summary and "Net of costs, test part:" in summary
     stages = _stages(cfg)
     docs = stages["documents"]["summary"]
     assert docs["sample_news"]["documents"] == 306
@@ -50,11 +52,12 @@ def test_default_run_writes_every_stage_and_a_report(default_run):
 
 def test_sentiment_reaches_the_timing_panel_point_in_time(default_run):
     from timing.data import load_panel
-    from timing.pipeline import _timing_config
 
     cfg, _ = default_run
-    tcfg = _timing_config(cfg, cfg.output_dir / "features" / "features.duckdb", cfg.output_dir / "timing")
-    panel = load_panel(tcfg.data)
+    tcfg = stage_timing_config(cfg)
+    assert tcfg.data.path == cfg.output_dir / "features" / "features.duckdb"
+    assert tcfg.data.start == "2008-01-31" and tcfg.network.epochs == 10  # the --set values reached the stage
+    panel = load_panel(tcfg.data, cfg.signals)
     sent = [c for c in panel.columns if c.startswith("sentiment.") and not c.endswith("__mask")]
     assert sent, "no sentiment columns in the timing panel"
     masks = panel[[c + "__mask" for c in sent]].max(axis=1)
@@ -74,8 +77,6 @@ def test_changed_scoring_config_recomputes_from_scores_on(default_run, tmp_path)
     cfg, _ = default_run
     before = _stages(cfg)
     changed = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"numeric": "bf16"})})
-    from timing.pipeline import stage_key
-
     # Keys only: recomputing would take a minute; the key is what decides.
     assert stage_key("scores", before["documents"]["key"], changed.scoring.model_dump()) != before["scores"]["key"]
 
@@ -88,10 +89,8 @@ def test_bad_run_config_is_a_clear_error(tmp_path):
 
 
 def test_study_config_in_ci_size(shared_datasets, tmp_path):
-    cfg = load_run_config(CONFIG_DIR / "study_ci.toml")
-    cfg = cfg.model_copy(update={"output_dir": tmp_path / "study",
-                                 "scoring": cfg.scoring.model_copy(update={"numeric": "fp32"}),
-                                 "timing_overrides": cfg.timing_overrides | {"walkforward": {"min_train": 30, "refit_every": 10, "n_jobs": 1}}})
+    cfg = load_run_config(CONFIG_DIR / "study_ci.toml", ["scoring.numeric=fp32", "timing.walkforward.n_jobs=1"])
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "study"})
     report = run(cfg)
     stages = _stages(cfg)
     docs = stages["documents"]["summary"]

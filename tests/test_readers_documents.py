@@ -138,8 +138,8 @@ def test_cli_load_writes_parquet_and_rejects(tmp_path, news_csv):
 
     out, rej = tmp_path / "out" / "docs.parquet", tmp_path / "out" / "rejects.jsonl"
     result = CliRunner().invoke(app, [
-        "data", "load", str(news_csv), "--source", "news", "--doc-id", "doc_id", "--text", "headline",
-        "--published-at", "published_at", "--entities", "tickers", "--entity-sep", ";",
+        "data", "load", str(news_csv), "--source", "news", "--id-col", "doc_id", "--text-col", "headline",
+        "--time-col", "published_at", "--entities-col", "tickers", "--entity-sep", ";",
         "--out", str(out), "--rejects", str(rej), "--chunk-rows", "3"])
     assert result.exit_code == 0, result.output
     assert "3 documents" in result.output and "6 rejects" in result.output

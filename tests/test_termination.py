@@ -133,7 +133,7 @@ def test_timing_backtest(tmp_path):
     cfg.write_text(TINY_TIMING)
 
     def args(out):
-        return ["timing", "backtest", "--config", str(cfg), "--output-dir", str(out), "--no-explain"]
+        return ["timing", "backtest", "--config", str(cfg), "--out", str(out), "--no-explain"]
 
     run_ok(args(tmp_path / "ref"))
     out = tmp_path / "out"
@@ -149,7 +149,7 @@ def test_finetune(tiny_model, tmp_path):
     pd.concat([TINY] * 4).to_csv(train, index=False)
 
     def args(out):
-        return ["finetune", "-o", str(out), "--base", str(tiny_model), "--train", str(train), "--val", str(train),
+        return ["models", "finetune", "-o", str(out), "--base", str(tiny_model), "--train", str(train), "--val", str(train),
                 "--epochs", "12", "--batch-size", "8", "--threads", "1", "--seed", "0", "--no-calibrate",
                 "--max-train-examples", "64"]
 
@@ -169,7 +169,7 @@ def test_eval(tiny_model, tmp_path):
     pd.concat([TINY] * 4).to_csv(data, index=False)
 
     def args(out):
-        return ["eval", str(data), "-m", str(tiny_model), "-o", str(out), "--n-boot", "20000", "--seed", "0"]
+        return ["models", "eval", str(data), "-m", str(tiny_model), "-o", str(out), "--n-boot", "20000", "--seed", "0"]
 
     def content(value):  # results without the command line and the measured speeds
         if isinstance(value, dict):
@@ -188,7 +188,7 @@ def test_eval(tiny_model, tmp_path):
 
 def _run_config(tmp_path: Path, tiny_model: Path, out: Path) -> Path:
     """The default run, CI-sized: sample news only, the tiny model, a tiny timing config."""
-    from timing.pipeline import CONFIG_DIR
+    from timing.run_config import CONFIG_DIR
 
     timing = tmp_path / "timing.toml"
     timing.write_text(TINY_TIMING)
@@ -197,12 +197,13 @@ def _run_config(tmp_path: Path, tiny_model: Path, out: Path) -> Path:
 extends = "{CONFIG_DIR / 'run_default.toml'}"
 name = "tiny"
 output_dir = "{out}"
-timing_config = "{timing}"
 [documents]
 inputs = [{{ preset = "sample:news" }}]
 [scoring]
 model = "{tiny_model}"
 numeric = "fp32"
+[timing]
+extends = "{timing}"
 """)
     return cfg
 

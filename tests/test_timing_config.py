@@ -97,3 +97,29 @@ def test_longer_history_and_validation_configs_share_the_default_design():
 def test_shrinkage_weights_must_lie_in_the_unit_interval(tmp_path):
     with pytest.raises(ConfigError, match="shrinkage"):
         load_config(_write(tmp_path, "[network]\nshrinkage = [0.5, 1.5]\n"))
+
+
+def test_baselines_register_themselves_and_the_config_checks_the_registry(monkeypatch):
+    from timing import registry
+
+    assert {"historical_mean", "ridge", "lightgbm", "single_factor"} <= set(registry.baseline_names())
+    with pytest.raises(ValueError, match="unknown baseline.*'oracle'"):
+        TimingConfig(baselines=("oracle",))
+    monkeypatch.setitem(registry.BASELINES, "oracle", lambda spec, timer, seed: [])
+    assert TimingConfig(baselines=("oracle",)).baselines == ("oracle",)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_baseline("oracle")(lambda spec, timer, seed: [])
+
+
+def test_checking_baseline_names_loads_no_learner():
+    import subprocess
+    import sys
+
+    code = ("import sys; from timing.config import TimingConfig; TimingConfig(baselines=('ridge', 'lightgbm')); "
+            "print(sorted({'sklearn', 'lightgbm', 'torch'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_the_default_timing_configs_extend_one_design():
+    text = (DEFAULT.parent / "validation.toml").read_text() + (DEFAULT.parent / "longer.toml").read_text()
+    assert text.count('extends = "default.toml"') == 2 and "[network]" not in text

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from timing.artifact import load_forecaster, save_forecaster
-from timing.baselines import BASELINES, HistoricalMean
+from timing.baselines import HistoricalMean
 from timing.config import WalkForwardConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns, training_samples
 from timing.explain import integrated_gradients
@@ -13,6 +13,7 @@ from timing.metrics import oos_r2
 from sklearn.linear_model import Ridge, RidgeCV
 
 from timing.network import RIDGE_ALPHAS, MultiTaskTimer, choose_shrinkage, ridge_loo_predictions
+from timing.registry import baseline_factory
 from timing.synthetic import synthetic_panel
 from timing.walkforward import make_folds, run_walkforward
 
@@ -91,7 +92,7 @@ def test_untrained_network_with_a_linear_core_is_ridge():
 def _ridge_oos(panel):
     spec = PanelSpec(tuple(feature_columns(panel)), FACTORS, 1, 1)
     folds = make_folds(panel.index, WalkForwardConfig(refit_every=60, min_train=150), 1, 1)
-    ridge = run_walkforward(panel, lambda: WindowForecaster("ridge", BASELINES["ridge"](spec, None, 0)[0]().estimator,
+    ridge = run_walkforward(panel, lambda: WindowForecaster("ridge", baseline_factory("ridge")(spec, None, 0)[0]().estimator,
                                                             spec, True),
                             folds, FACTORS, 1, progress=False).predictions
     bench = run_walkforward(panel, lambda: HistoricalMean(spec), folds, FACTORS, 1, progress=False).predictions

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from safetensors.torch import load_file, save_file
 
 from nlp.rejects import atomic_path, atomic_write_text
@@ -62,4 +63,6 @@ def load_forecaster(folder: Path) -> WindowForecaster:
     model.estimator = timer  # keep the fitted instance (the constructor clones)
     model.scaler_ = FeatureScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_std"]))
     model.bounds_ = tuple(np.array(b) for b in meta["bounds"])
+    # Only the last training date is kept (what the refit schedule and the point-in-time check need).
+    model.train_dates_ = pd.DatetimeIndex([meta["train_end"]])
     return model

@@ -23,6 +23,10 @@ mean (above/below trend) and its 6-period change (rising/falling):
     below & falling = Contraction, below & rising = Recovery.
 Hyperparameters of the learners are chosen inside each training window (RidgeCV's efficient
 leave-one-out, ElasticNetCV on time-ordered folds); forests and boosting use fixed small settings.
+
+Each baseline registers itself with ``@register_baseline`` (``timing.registry``). sklearn,
+LightGBM and the network (torch) are imported inside the factories that use them: the config
+loads this module to check baseline names, and that must stay cheap.
 """
 from __future__ import annotations
 
@@ -30,17 +34,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMRegressor
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import ElasticNetCV, RidgeCV
-from sklearn.model_selection import TimeSeriesSplit
-from sklearn.multioutput import MultiOutputRegressor
-from sklearn.preprocessing import StandardScaler
 
 from timing.dataset import PanelSpec, forward_returns
-from timing.forecaster import WindowForecaster
-from timing.network import RIDGE_ALPHAS
+from timing.registry import baseline_factory, register_baseline
 
 REGIME_FACTORS: dict[str, tuple[str, ...]] = {
     "expansion": ("Mom", "SMB", "HML", "Mkt-RF"),
@@ -119,7 +115,9 @@ class MacroRegimeRule:
         return pd.DataFrame(rows, index=dates, columns=list(self.factors))
 
 
-def _tabular(name: str, estimator, spec: PanelSpec) -> Callable[[], WindowForecaster]:
+def _tabular(name: str, estimator, spec: PanelSpec) -> Callable[[], object]:
+    from timing.forecaster import WindowForecaster
+
     tab = PanelSpec(spec.features, spec.factors, 1, spec.horizon)
     return lambda: WindowForecaster(name, estimator, tab, tabular=True)
 
@@ -129,38 +127,81 @@ def build_baselines(names: tuple[str, ...], spec: PanelSpec, make_single_timer: 
     """Model factories for the named baselines (``single_factor`` expands to one per factor)."""
     out: list[Callable[[], object]] = []
     for name in names:
-        out.extend(BASELINES[name](spec, make_single_timer, seed))
+        out.extend(baseline_factory(name)(spec, make_single_timer, seed))
     return out
 
 
-BASELINES: dict[str, Callable[..., list]] = {
-    "historical_mean": lambda spec, _t, _s: [lambda: HistoricalMean(spec)],
-    "ridge": lambda spec, _t, _s: [_tabular("ridge", RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True), spec)],
+@register_baseline("historical_mean")
+def _historical_mean(spec, _timer, _seed):
+    return [lambda: HistoricalMean(spec)]
+
+
+@register_baseline("ridge")
+def _ridge(spec, _timer, _seed):
+    from sklearn.linear_model import RidgeCV
+
+    from timing.network import RIDGE_ALPHAS
+
+    return [_tabular("ridge", RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True), spec)]
+
+
+@register_baseline("elastic_net")
+def _elastic_net(spec, _timer, seed):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import ElasticNetCV
+    from sklearn.model_selection import TimeSeriesSplit
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.preprocessing import StandardScaler
+
     # targets standardized so the penalty path is on the same scale for every factor; the path
     # (warm-started by ElasticNetCV) stops at 1/30 of the largest alpha: returns are too noisy for
     # the near-unpenalized end, which is also where coordinate descent converges slowest
-    "elastic_net": lambda spec, _t, s: [_tabular(
-        "elastic_net",
-        TransformedTargetRegressor(
-            MultiOutputRegressor(ElasticNetCV(l1_ratio=[0.5, 0.9], alphas=12, eps=1 / 30, cv=TimeSeriesSplit(3),
-                                              tol=1e-3, max_iter=2000, random_state=s)),
-            transformer=StandardScaler()), spec)],
-    "random_forest": lambda spec, _t, s: [_tabular(
-        "random_forest",
-        RandomForestRegressor(n_estimators=200, max_depth=3, min_samples_leaf=20, max_features=0.5,
-                              random_state=s, n_jobs=1), spec)],
-    "lightgbm": lambda spec, _t, s: [_tabular(
-        "lightgbm",
-        MultiOutputRegressor(LGBMRegressor(n_estimators=100, learning_rate=0.03, num_leaves=4,
-                                           min_child_samples=20, subsample=0.8, subsample_freq=1,
-                                           colsample_bytree=0.8, random_state=s, n_jobs=1, verbose=-1)),
-        spec)],
-    "single_task_net": lambda spec, t, _s: [lambda: WindowForecaster("single_task_net", t(), spec, tabular=False)],
-    "macro_regime": lambda spec, _t, _s: [lambda: MacroRegimeRule(spec.factors)],
-    "equal_weight": lambda spec, _t, _s: [
-        lambda: StaticWeights("equal_weight", {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)],
-    "vol_managed": lambda spec, _t, _s: [
-        lambda: StaticWeights(VOL_MANAGED, {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)],
-    "single_factor": lambda spec, _t, _s: [
-        (lambda f=f: StaticWeights(f"only:{f}", {f: 1.0}, spec.factors)) for f in spec.factors],
-}
+    net = ElasticNetCV(l1_ratio=[0.5, 0.9], alphas=12, eps=1 / 30, cv=TimeSeriesSplit(3), tol=1e-3, max_iter=2000,
+                       random_state=seed)
+    return [_tabular("elastic_net", TransformedTargetRegressor(MultiOutputRegressor(net), transformer=StandardScaler()),
+                     spec)]
+
+
+@register_baseline("random_forest")
+def _random_forest(spec, _timer, seed):
+    from sklearn.ensemble import RandomForestRegressor
+
+    return [_tabular("random_forest", RandomForestRegressor(n_estimators=200, max_depth=3, min_samples_leaf=20,
+                                                            max_features=0.5, random_state=seed, n_jobs=1), spec)]
+
+
+@register_baseline("lightgbm")
+def _lightgbm(spec, _timer, seed):
+    from lightgbm import LGBMRegressor
+    from sklearn.multioutput import MultiOutputRegressor
+
+    booster = LGBMRegressor(n_estimators=100, learning_rate=0.03, num_leaves=4, min_child_samples=20, subsample=0.8,
+                            subsample_freq=1, colsample_bytree=0.8, random_state=seed, n_jobs=1, verbose=-1)
+    return [_tabular("lightgbm", MultiOutputRegressor(booster), spec)]
+
+
+@register_baseline("single_task_net")
+def _single_task_net(spec, make_single_timer, _seed):
+    from timing.forecaster import WindowForecaster
+
+    return [lambda: WindowForecaster("single_task_net", make_single_timer(), spec, tabular=False)]
+
+
+@register_baseline("macro_regime")
+def _macro_regime(spec, _timer, _seed):
+    return [lambda: MacroRegimeRule(spec.factors)]
+
+
+@register_baseline("equal_weight")
+def _equal_weight(spec, _timer, _seed):
+    return [lambda: StaticWeights("equal_weight", {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)]
+
+
+@register_baseline(VOL_MANAGED)
+def _vol_managed(spec, _timer, _seed):
+    return [lambda: StaticWeights(VOL_MANAGED, {f: 1.0 / len(spec.factors) for f in spec.factors}, spec.factors)]
+
+
+@register_baseline("single_factor")
+def _single_factor(spec, _timer, _seed):
+    return [(lambda f=f: StaticWeights(f"only:{f}", {f: 1.0}, spec.factors)) for f in spec.factors]

@@ -1,73 +1,123 @@
-"""``altsignal timing fit|backtest|report --config <toml>``.
+"""``altsignal timing fit|backtest|report --config <toml> [--out DIR] [--set key=value ...]``.
 
-- ``fit``: train the network on all history with a realised target and save it (safetensors +
-  meta.json) under ``<output_dir>/model``; prints the latest forecasts and target weights.
+- ``fit``: train the network on the history known at ``--as-of`` (default: all) with a realised
+  target and save it (safetensors + meta.json) under ``<output_dir>/model``; prints the allocation.
+- ``predict``: the allocation at ``--as-of`` from the saved model (refitted on the
+  ``walkforward.refit_every`` schedule), appended to ``<output_dir>/allocations.parquet``
+  (``timing.operate``).
 - ``backtest``: walk-forward network + baselines, portfolios, metrics, explanations; Parquet/JSON
   outputs under ``<output_dir>``.
 - ``report``: Markdown + PNGs from a backtest's outputs (``<output_dir>/report.md``).
+``--set`` overrides one key of the config file (``network.hidden=16``, repeatable; see
+``nlp.config_files``); ``--output-dir`` is the old, hidden spelling of ``--out``.
 Heavy imports stay inside the commands so ``altsignal --help`` stays fast.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from nlp.errors import UsageError
+from nlp.renames import renamed_option
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
 ConfigOpt = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="timing TOML config", exists=True, dir_okay=False)
-OutOpt = typer.Option(None, "--output-dir", "-o", help="override output_dir of the config")
+OutOpt = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's output_dir).")
+OldOutOpt = typer.Option(None, "--output-dir", hidden=True)
+SetOpt = typer.Option([], "--set", metavar="KEY=VALUE",
+                      help="Override a config key: dotted.key=value, the value a TOML literal or text (repeatable).")
 
-timing_app = typer.Typer(help="Multi-task factor timing: fit, walk-forward backtest, report.", no_args_is_help=True)
+timing_app = typer.Typer(help="Multi-task factor timing: fit, predict, walk-forward backtest, report.", no_args_is_help=True)
 
 
-def _load(config: Path, output_dir: Path | None):
+def _load(config: Path, out: Path | None, output_dir: Path | None, overrides: list[str] = ()):
     from timing.config import load_config
 
-    cfg = load_config(config)
-    if output_dir is not None:
-        cfg = cfg.model_copy(update={"output_dir": output_dir})
+    out = renamed_option(out, output_dir, "--out", "--output-dir")
+    cfg = load_config(config, overrides)
+    if out is not None:
+        cfg = cfg.model_copy(update={"output_dir": out})
     return cfg
 
 
+AsOfOpt = typer.Option(None, "--as-of", formats=["%Y-%m-%d"],
+                       help="Decide with what was known on this day (default: the panel's last row).")
+
+
+def _as_of(as_of, panel):
+    import pandas as pd
+
+    return pd.Timestamp(as_of) if as_of is not None else panel.index[-1]
+
+
+def _echo_allocation(rows) -> None:
+    typer.echo(f"allocation for the period after {rows['date'].iloc[0].date()} "
+               f"(model trained through {rows['model_train_end'].iloc[0].date()}):")
+    for r in rows.itertuples():
+        typer.echo(f"  {r.factor:7s} expected {r.forecast:+.4f} (historical mean {r.historical_mean:+.4f})  "
+                   f"target {r.target_weight:+.3f}  held {r.previous_weight:+.3f} -> {r.weight:+.3f}  "
+                   f"trade {r.trade:+.3f}")
+
+
 @timing_app.command()
-def fit(config: Path = ConfigOpt, output_dir: Path | None = OutOpt) -> None:
-    """Fit the network on the whole history and save it."""
+def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | None = OldOutOpt,
+        overrides: list[str] = SetOpt, as_of: Optional[datetime] = AsOfOpt) -> None:
+    """Fit the network on the history known at --as-of and save it; print the allocation it implies."""
     import torch
 
-    from timing.artifact import save_forecaster
-    from timing.backtest import make_spec, network_factory
-    from timing.config import PERIODS_PER_YEAR
     from timing.data import load_panel
-    from timing.dataset import forward_returns
-    from timing.portfolio import shrunk_covariance, target_weights
+    from timing.operate import allocate, fit_model
 
-    cfg = _load(config, output_dir)
+    cfg = _load(config, out, output_dir, overrides)
     torch.set_num_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
-    factors = cfg.check_panel(panel)
-    spec = make_spec(cfg, panel, factors)
-    model = network_factory(cfg, spec)().fit(panel)
-    folder = cfg.output_dir / "model"
-    save_forecaster(model, folder)
-    last = panel.index[-1:]
-    mu = model.predict(panel.drop(columns=list(factors)), last).iloc[0]
-    cov = shrunk_covariance(panel[list(factors)], last[0], cfg.portfolio.cov_window) * cfg.horizon_periods
-    ppy = PERIODS_PER_YEAR[cfg.data.frequency] / cfg.horizon_periods
-    w = target_weights(mu.to_numpy(), cov, cfg.portfolio, ppy, from_forecast=True)
-    hist = forward_returns(panel, factors, cfg.horizon_periods).mean()
-    typer.echo(f"saved {folder} (trained through {model.train_dates_[-1].date()}, "
-               f"chosen {model.estimator.best_params_})")
-    typer.echo(f"forecast for the {cfg.horizon} after {last[0].date()}:")
-    for f, m, h, wk in zip(factors, mu, hist, w):
-        typer.echo(f"  {f:7s} expected {m:+.4f} (historical mean {h:+.4f})  target weight {wk:+.3f}")
+    when = _as_of(as_of, panel)
+    model = fit_model(cfg, panel, when, cfg.output_dir / "model")
+    typer.echo(f"saved {cfg.output_dir / 'model'} (chosen {model.estimator.best_params_})")
+    _echo_allocation(allocate(cfg, model, panel, when, previous=None))
 
 
 @timing_app.command()
-def backtest(config: Path = ConfigOpt, output_dir: Path | None = OutOpt,
+def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list[str] = SetOpt,
+            as_of: Optional[datetime] = AsOfOpt,
+            refit: bool = typer.Option(True, "--refit/--no-refit",
+                                       help="Refit when walkforward.refit_every periods have passed (or no model exists).")) -> None:
+    """Today's allocation from the saved model: forecasts, target and held weights, trades; appended
+    to <out>/allocations.parquet (a re-run for the same --as-of replaces its rows)."""
+    import torch
+
+    from timing.artifact import load_forecaster
+    from timing.data import load_panel
+    from timing.operate import allocate, append_history, due_for_refit, fit_model, previous_weights, read_history
+
+    cfg = _load(config, out, None, overrides)
+    torch.set_num_threads(cfg.walkforward.threads)
+    panel = load_panel(cfg.data)
+    when = _as_of(as_of, panel)
+    folder = cfg.output_dir / "model"
+    model = load_forecaster(folder) if (folder / "meta.json").exists() else None
+    if model is None and not refit:
+        raise UsageError(f"no saved model in {folder}", hint="run `altsignal timing fit` first, or drop --no-refit")
+    if model is None or (refit and due_for_refit(model.train_dates_[-1], panel, when, cfg.walkforward.refit_every)):
+        model = fit_model(cfg, panel, when, folder)
+        typer.echo(f"refitted and saved {folder}")
+    if model.train_dates_[-1] > when:
+        raise UsageError(f"the saved model was trained through {model.train_dates_[-1].date()}, after --as-of "
+                         f"{when.date()}", hint="refit for that day: `altsignal timing fit --as-of ...`")
+    rows = allocate(cfg, model, panel, when, previous_weights(read_history(cfg.output_dir), when))
+    append_history(cfg.output_dir, rows)
+    _echo_allocation(rows)
+    typer.echo(f"appended to {cfg.output_dir / 'allocations.parquet'}")
+
+
+@timing_app.command()
+def backtest(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | None = OldOutOpt,
+             overrides: list[str] = SetOpt,
              explain: bool = typer.Option(True, help="permutation importance, IG and ablation")) -> None:
     """Walk-forward network and baselines; write forecasts, returns, weights and metrics."""
     import pandas as pd
@@ -75,7 +125,7 @@ def backtest(config: Path = ConfigOpt, output_dir: Path | None = OutOpt,
     from timing.backtest import run_backtest, save_backtest
     from timing.data import load_panel
 
-    cfg = _load(config, output_dir)
+    cfg = _load(config, out, output_dir, overrides)
     panel = load_panel(cfg.data)
     result = run_backtest(cfg, panel, progress=True, explain=explain)
     save_backtest(result, cfg.output_dir)
@@ -89,11 +139,11 @@ def backtest(config: Path = ConfigOpt, output_dir: Path | None = OutOpt,
 
 
 @timing_app.command()
-def report(config: Path = ConfigOpt, output_dir: Path | None = OutOpt) -> None:
+def report(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | None = OldOutOpt) -> None:
     """Render report.md with PNG plots from a finished backtest."""
     from timing.report import write_report
 
-    cfg = _load(config, output_dir)
+    cfg = _load(config, out, output_dir)
     if not (cfg.output_dir / "summary.json").exists():
         raise UsageError(f"no backtest in {cfg.output_dir}", hint="run `altsignal timing backtest` first")
     typer.echo(f"wrote {write_report(cfg.output_dir)}")

@@ -1,6 +1,9 @@
 """Typed configuration for factor timing, loaded from TOML.
 
-Everything a run depends on lives in :class:`TimingConfig`; the CLI reads one TOML file into it.
+Everything a run depends on lives in :class:`TimingConfig`; the CLI reads one TOML file into it
+(``nlp.config_files``: ``extends``, ``--set`` overrides), and ``altsignal run`` takes it as its
+``[timing]`` section (``timing.run_config``). Baseline names are checked against
+``timing.registry``, where the baselines register themselves.
 Checks that need only the config happen at construction (unknown factor, purge gap shorter than
 the horizon, empty grids); checks that need the data (horizon longer than the panel, a walk-forward
 with no test window) happen in :meth:`TimingConfig.check_panel`, called before any fitting.
@@ -13,15 +16,15 @@ Decisions where the issue was silent:
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nlp.errors import UsageError, describe_validation
+from nlp.config_files import ConfigError, load_validated
 from timing.dataset import FEATURE_GROUPS
+from timing.registry import baseline_names
 
 KNOWN_FACTORS = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
 Frequency = Literal["daily", "weekly", "monthly"]
@@ -33,10 +36,6 @@ _PERIODS: dict[tuple[str, str], int] = {
     ("monthly", "monthly"): 1,
 }
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
-
-
-class ConfigError(UsageError):
-    """A configuration that cannot run, with the reason in words."""
 
 
 class _Strict(BaseModel):
@@ -214,11 +213,10 @@ class TimingConfig(_Strict):
     @field_validator("baselines")
     @classmethod
     def _known_baselines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from timing.baselines import BASELINES  # local: sklearn and lightgbm load only when used
-
-        unknown = [b for b in v if b not in BASELINES]
+        known = baseline_names()
+        unknown = [b for b in v if b not in known]
         if unknown:
-            raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(BASELINES)}")
+            raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(known)}")
         return v
 
     @model_validator(mode="after")
@@ -276,25 +274,6 @@ def horizon_periods(frequency: str, horizon: str) -> int:
         ) from None
 
 
-def read_toml(path: str | Path) -> dict:
-    """A TOML file's table; a missing file or a syntax error is a :class:`ConfigError` naming the file."""
-    try:
-        with Path(path).open("rb") as fh:
-            return tomllib.load(fh)
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-
-
-def validated(model: type[BaseModel], raw: dict, path: str | Path) -> BaseModel:
-    """``model`` built from ``raw``; a validation error is one line naming ``path`` and each bad field."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation(exc, f"invalid config {path}")) from exc
-
-
-def load_config(path: str | Path) -> TimingConfig:
-    """Read a TOML file into a validated :class:`TimingConfig` (errors name the file and the bad key)."""
-    return validated(TimingConfig, read_toml(path), path)
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TimingConfig:
+    """A timing config file (``extends`` resolved, ``overrides`` applied) as a validated :class:`TimingConfig`."""
+    return load_validated(TimingConfig, path, overrides)

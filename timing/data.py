@@ -29,6 +29,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from signals.config import DEFAULT_CONFIG, SignalsConfig
 from timing.config import ConfigError, DataConfig, horizon_periods
 from timing.dataset import MASK_SUFFIX
 
@@ -153,14 +154,15 @@ def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame, frequency: s
     return panel
 
 
-def load_panel(cfg: DataConfig) -> pd.DataFrame:
+def load_panel(cfg: DataConfig, signals: SignalsConfig = DEFAULT_CONFIG) -> pd.DataFrame:
+    """The panel ``cfg`` names; ``signals`` (sessions, windows) is how a provider store was built."""
     if cfg.source in ("packaged", "files"):
         return with_predictors(history_panel(cfg), cfg)
     if cfg.source == "provider":
         from signals.market import load_french
         from signals.provider import FeatureProvider
 
-        provider = FeatureProvider(cfg.path, market_source=cfg.market_source, macro_source=cfg.macro_source)
+        provider = FeatureProvider(cfg.path, signals, market_source=cfg.market_source, macro_source=cfg.macro_source)
         try:
             frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
         finally:

@@ -69,9 +69,10 @@ def target_weights(signal: np.ndarray, cov: np.ndarray, cfg: PortfolioConfig, pe
     return np.clip(w, -cfg.max_weight, cfg.max_weight)
 
 
-def trade(targets: np.ndarray, band: float, penalty: float = 0.0) -> np.ndarray:
-    """Held weights: move toward each target only past ``band``, by the L1-penalised step (from cash)."""
-    held = np.zeros(targets.shape[1])
+def trade(targets: np.ndarray, band: float, penalty: float = 0.0, held: np.ndarray | None = None) -> np.ndarray:
+    """Held weights: move toward each target only past ``band``, by the L1-penalised step, starting
+    from ``held`` (cash when None)."""
+    held = np.zeros(targets.shape[1]) if held is None else np.asarray(held, dtype=float)
     out = np.empty_like(targets)
     for i, t in enumerate(targets):
         d = t - held

@@ -5,10 +5,15 @@ network against equal weight and the best baseline, the network's weights throug
 OOS R^2 per factor and model, feature-group importance (permutation and integrated gradients).
 Tables: forecast metrics, net and gross portfolio metrics, ablation, run timings, and a check
 of the issue's targets stated plainly (met or not).
+
+Decision: the verdicts are data (:func:`report_verdicts` -> :class:`Verdicts`) and
+:func:`render_verdicts` writes them as Markdown, here and in the run summary
+(``timing.orchestrator``), so no caller reads the rendered report back.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -49,37 +54,99 @@ def _net_sharpe(pm: pd.DataFrame, part: str) -> pd.Series:
     return pm[(pm.basis == "net") & (pm.part == part)].set_index("strategy")["sharpe"]
 
 
-def target_check(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
-    """The issue's targets, each stated as met or not with the numbers behind it."""
+@dataclass(frozen=True)
+class TargetCheck:
+    """One of the issue's targets: what was compared (with its numbers) and the verdict."""
+
+    claim: str
+    verdict: str | None = None  # in words ("met", "beats", ...); None for a plain statement of numbers
+    met: bool | None = None
+    detail: str = ""  # the numbers behind the verdict (difference, p-value)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """What a backtest concluded, as data: the report and the run summary both render it."""
+
+    part: str  # the part the portfolio targets are judged on ("test" when there is one, else "all")
+    targets: list[TargetCheck]
+    headline: pd.DataFrame  # net metrics of every strategy on ``part``, best Sharpe first
+
+
+HEADLINE_COLUMNS = ["strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return", "ann_vol", "max_drawdown",
+                    "turnover_annual", "cost_drag", "n"]
+
+
+def target_checks(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> list[TargetCheck]:
+    """The issue's targets, each with its verdict and the numbers behind it."""
     net = fm[(fm.model == NETWORK) & (fm.part == "all")]
     wins = net[(net.oos_r2 > 0) & (net.cw_p < 0.10)]
-    lines = [f"- Network beats the historical mean (OOS R^2 > 0 and Clark-West p < 0.10) over the whole "
-             f"out-of-sample period on {len(wins)} factor(s) {list(wins.factor)}: target of at least two "
-             f"**{'met' if len(wins) >= 2 else 'not met'}**."]
+    checks = [TargetCheck(
+        f"Network beats the historical mean (OOS R^2 > 0 and Clark-West p < 0.10) over the whole out-of-sample "
+        f"period on {len(wins)} factor(s) {list(wins.factor)}; target of at least two",
+        "met" if len(wins) >= 2 else "not met", len(wins) >= 2)]
     part = _main_part(pm)
     sharpe = _net_sharpe(pm, part)
     nets = sharpe.get(NETWORK, np.nan)
     pvals = tests[(tests.part == part) & (tests.basis == "net") & (tests.strategy == NETWORK)].set_index("versus")
+
+    def versus(claim: str, other: float, p: float | None) -> TargetCheck:
+        beats = bool(nets > other)
+        detail = f"difference {nets - other:+.3f}, bootstrap p = {p:.2f}" if p is not None else ""
+        return TargetCheck(claim, "beats" if beats else "does not beat", beats, detail)
+
     for label, name in (("static equal weight", "equal_weight"), ("single-task networks", "single_task_net"),
                         ("volatility-managed equal weight", "vol_managed")):
         if name in sharpe:
             p = pvals["p_value"].get({"equal_weight": "equal weight", "single_task_net": "single-task twins"}.get(name))
-            lines.append(f"- {part} part, net Sharpe {nets:.3f} vs {label} {sharpe[name]:.3f}: "
-                         f"**{'beats' if nets > sharpe[name] else 'does not beat'}**"
-                         + (f" (difference {nets - sharpe[name]:+.3f}, bootstrap p = {p:.2f})." if p is not None else "."))
+            checks.append(versus(f"{part} part, network net Sharpe {nets:.3f} vs {label} {sharpe[name]:.3f}",
+                                 sharpe[name], p))
     others = sharpe.drop(labels=[s for s in sharpe.index if s.startswith(NETWORK)])
     if len(others):
         best = others.idxmax()
         p = next((v for k, v in pvals["p_value"].items() if k.startswith("best baseline")), np.nan)
-        lines.append(f"- {part} part, best baseline by net Sharpe: {best} {others[best]:.3f}; network "
-                     f"**{'beats' if nets > others[best] else 'does not beat'}** it "
-                     f"(difference {nets - others[best]:+.3f}, bootstrap p = {p:.2f}).")
+        checks.append(versus(f"{part} part, network net Sharpe {nets:.3f} vs the best baseline by net Sharpe, "
+                             f"{best} {others[best]:.3f}", others[best], p))
     rows = pm[(pm.part == part) & (pm.strategy == NETWORK)].set_index("basis")
     if len(rows) == 2:
-        lines.append(f"- {part} part, network gross Sharpe {rows.loc['gross', 'sharpe']:.3f}, net "
-                     f"{rows.loc['net', 'sharpe']:.3f}; annual turnover {rows.loc['net', 'turnover_annual']:.2f}; "
-                     f"cost drag {rows.loc['net', 'cost_drag']:.4f} a year.")
+        checks.append(TargetCheck(
+            f"{part} part, network gross Sharpe {rows.loc['gross', 'sharpe']:.3f}, net {rows.loc['net', 'sharpe']:.3f}; "
+            f"annual turnover {rows.loc['net', 'turnover_annual']:.2f}; cost drag {rows.loc['net', 'cost_drag']:.4f} a year"))
+    return checks
+
+
+def verdicts(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> Verdicts:
+    part = _main_part(pm)
+    headline = pm[(pm.part == part) & (pm.basis == "net")][HEADLINE_COLUMNS].sort_values("sharpe", ascending=False)
+    return Verdicts(part, target_checks(fm, pm, tests), headline.reset_index(drop=True))
+
+
+def report_verdicts(run_dir: Path) -> Verdicts:
+    """The verdicts of the backtest saved in ``run_dir`` (``timing.backtest.save_backtest``)."""
+    run_dir = Path(run_dir)
+    return verdicts(*(pd.read_parquet(run_dir / f"{name}.parquet")
+                      for name in ("forecast_metrics", "portfolio_metrics", "sharpe_tests")))
+
+
+def _bullet(check: TargetCheck) -> str:
+    verdict = f": **{check.verdict}**" if check.verdict else ""
+    detail = f" ({check.detail})" if check.detail else ""
+    return f"- {check.claim}{verdict}{detail}."
+
+
+def render_verdicts(v: Verdicts, headline: bool = False) -> list[str]:
+    """Markdown lines: the targets, then (``headline``) the net metrics of the judged part."""
+    lines = [_bullet(c) for c in v.targets]
+    if headline:
+        lines += ["", f"Net of costs, {v.part} part:", "", _table(v.headline)]
     return lines
+
+
+def cumulative_title(config: dict) -> str:
+    """The cumulative-returns plot's title, from the portfolio settings the backtest ran with."""
+    portfolio = config["portfolio"]
+    return (f"Cumulative net returns ({portfolio['vol_target']:.0%} vol target, "
+            f"{portfolio['cost_bps']:g} bps per unit turnover)")
 
 
 def _pivot(fm: pd.DataFrame, part: str, value: str) -> pd.DataFrame:
@@ -111,14 +178,13 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     summary = json.loads((run_dir / "summary.json").read_text())
 
     net = rets.pivot(index="date", columns="strategy", values="net")
-    part = _main_part(pm)
     wealth = (1 + net).cumprod()
     fig, ax = plt.subplots(figsize=(10, 5))
     for name in wealth.columns:
         lw, alpha = (2.5, 1.0) if name == NETWORK else (1.0, 0.7)
         ax.plot(wealth.index, wealth[name], lw=lw, alpha=alpha, label=name)
     ax.set_yscale("log")
-    ax.set_title("Cumulative net returns (10% vol target, 20 bps per unit turnover)")
+    ax.set_title(cumulative_title(summary["config"]))
     ax.legend(fontsize=7, ncol=3)
     _save(fig, img / "cumulative.png")
 
@@ -164,15 +230,13 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         f"{summary['factors']}, {len(summary['features'])} features; walk-forward {summary['n_folds']} folds, "
         f"out-of-sample {summary['first_test']} .. {summary['last_test']}. Run time {summary['total_seconds']:.0f} s.",
         "", "## Protocol", "", *_protocol(summary), "",
-        "## Targets", "", *target_check(fm, pm, tests), "",
+        "## Targets", "", *render_verdicts(verdicts(fm, pm, tests)), "",
         "## Cumulative net returns", "", "![cumulative](img/cumulative.png)", "",
         "![drawdowns](img/drawdowns.png)", "", "![weights](img/weights.png)", "",
     ]
-    columns = ["strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return", "ann_vol", "max_drawdown",
-               "turnover_annual", "cost_drag", "n"]
     for part in [p for p in ("validation", "test", "all") if p in set(pm.part)]:
         for basis, title in (("net", "net of costs"), ("gross", "gross")):
-            sel = pm[(pm.part == part) & (pm.basis == basis)][columns].sort_values("sharpe", ascending=False)
+            sel = pm[(pm.part == part) & (pm.basis == basis)][HEADLINE_COLUMNS].sort_values("sharpe", ascending=False)
             lines += [f"## Portfolio metrics, {part} part ({title})", "", _table(sel), ""]
     lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", _table(tests), "",
               "## Forecasts", "", "![oos r2](img/oos_r2.png)", ""]

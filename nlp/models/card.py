@@ -1,16 +1,29 @@
-"""Render an artifact's MODEL_CARD.md from its metadata and an ``altsignal eval`` results.json.
+"""Render an artifact's MODEL_CARD.md from its metadata and an ``altsignal models eval`` results.json.
 
 The card's numbers are never typed by hand: rerun the eval command it names, then
 ``python -m nlp.models.card <model dir> <results.json> [notes.md]``.
+
+Commands recorded before the ``models`` group existed (``altsignal finetune ...`` in an artifact's
+metadata or a results.json) are printed in today's spelling, so a card's recipe runs as printed
+after 0.2 removes the old names.
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 from nlp.models.artifact import read_meta
 from nlp.rejects import atomic_write_text
+
+
+_OLD_COMMAND = re.compile(r"\baltsignal (finetune|eval|explain|fetch-mpnet)\b")
+
+
+def _current(command: str | None) -> str | None:
+    """``command`` with the models commands under their ``models`` group."""
+    return command and _OLD_COMMAND.sub(r"altsignal models \1", command)
 
 
 def _fmt_ci(r: dict, key: str) -> str:
@@ -56,7 +69,7 @@ def _distillation_lines(d: dict | None) -> str:
     if not d:
         return ""
     unl = ", ".join(f"{k} ({v} rows)" for k, v in d["unlabeled_rows"].items()) or "none"
-    teachers = "\n".join(f"  - `{t['command']}` ({_teacher_best(t.get('best') or {})})" for t in d["teachers"])
+    teachers = "\n".join(f"  - `{_current(t['command'])}` ({_teacher_best(t.get('best') or {})})" for t in d["teachers"])
     return (f"- Distilled (`nlp.models.distill`) from the average calibrated probabilities of {len(d['teachers'])} teacher(s),\n"
             f"  soft-target weight alpha = {d['alpha']}, on the labeled training rows plus unlabeled in-domain text:\n"
             f"  {unl}; texts that occur in any labeled set (any split) were removed first. Teachers:\n{teachers}\n")
@@ -121,14 +134,14 @@ social text. Loads fully offline: `Scorer.load("{name}")` (`from nlp import Scor
 Command that produced it:
 
 ```
-{x.get('command')}
+{_current(x.get('command'))}
 ```
 
 ## Evaluation
 Produced by:
 
 ```
-{eval_command}
+{_current(eval_command)}
 ```
 
 Baselines were fitted on {', '.join(results.get('baseline_train', [])) or '-'} only. Intervals: percentile
@@ -157,7 +170,7 @@ def main(argv: list[str]) -> None:
     model_dir, results_path = Path(argv[0]), Path(argv[1])
     notes = Path(argv[2]).read_text() if len(argv) > 2 else ""
     results = json.loads(results_path.read_text())
-    cmd = results.get("command", "altsignal eval ...")
+    cmd = results.get("command", "altsignal models eval ...")
     atomic_write_text(model_dir / "MODEL_CARD.md", render_card(model_dir, results, cmd, notes))
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from nlp.models.artifact import PACKAGED_MINILM
+from nlp.models import PACKAGED_MINILM
 
 
 class FinetuneConfig(BaseModel):

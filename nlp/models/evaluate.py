@@ -40,6 +40,7 @@ from nlp.models.metrics import (
 )
 from nlp.progress import Progress
 from nlp.rejects import Rejects, atomic_write_text
+from nlp.scoring.config import REFERENCE_NUMERIC, EngineConfig, Numeric
 
 log = logging.getLogger(__name__)
 K = len(LABELS)
@@ -84,17 +85,18 @@ def load_eval_set(
     return df[["text", "label"]].reset_index(drop=True)
 
 
-def model_predictor(path: str | Path, numeric: str = "fp32") -> Predictor:
+def model_predictor(path: str | Path, numeric: Numeric = REFERENCE_NUMERIC) -> Predictor:
     """A model artifact through :class:`nlp.scorer.Scorer`, the path batch jobs score with.
 
     fp32 by default: the model card's numbers are the reference path's, not a fast path's.
+    ``numeric`` means what it means for a batch job: ``auto`` runs the accuracy check first when
+    none is recorded, so evaluation reports the path a job would take.
     """
     from nlp.scorer import Scorer
-    from nlp.scoring.config import EngineConfig
 
     # No dedup cache across calls: a set's texts already met in another set would make its
     # recorded speed meaningless (within one call identical texts are still scored once).
-    scorer = Scorer.load(path, numeric=numeric, config=EngineConfig(cache_entries=0))
+    scorer = Scorer.load(path, numeric=numeric, check=True, config=EngineConfig(cache_entries=0))
     order = [scorer.labels.index(label) for label in LABELS]  # the harness's columns are LABELS
 
     def proba(texts: list[str]) -> np.ndarray:
@@ -203,8 +205,12 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     command: str | None = None,
+    numeric: Numeric = REFERENCE_NUMERIC,
 ) -> dict:
-    """Evaluate models (``default``, ``fast`` or artifact folders; the default model if none) and baselines on sets."""
+    """Evaluate models (``default``, ``fast`` or artifact folders; the default model if none) and baselines on sets.
+
+    Models score on the path ``numeric`` (see :func:`model_predictor`); each records the path it used.
+    """
     from nlp.models import model_path
     from nlp.models.artifact import read_meta
     from nlp.models.finetune import load_sets
@@ -216,7 +222,7 @@ def evaluate(
     data = {
         s: load_eval_set(s, text_col, label_col, label_map, skip_bad_rows, rejects) for s in sets
     }
-    predictors = [model_predictor(m) for m in models]
+    predictors = [model_predictor(m, numeric) for m in models]
     names = [p.name for p in predictors]
     for p, m in zip(predictors, models):
         if names.count(p.name) > 1:  # two artifacts with one model_id: tell them apart by folder

