@@ -161,6 +161,8 @@ def check_run(cfg: RunConfig, force: tuple[str, ...] = ()) -> tuple[Path, Timing
 
 def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
     """Run every stage (reusing cached ones unless named in ``force``); return the summary's path."""
+    from nlp.scoring.backends import artifact_hash
+
     model, tcfg = check_run(cfg, force)
     root = Path(cfg.output_dir)
     for stage in force:
@@ -173,7 +175,8 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
     k_docs = stage_key("documents", inputs)
     summaries["documents"] = cached_stage(root / "documents", k_docs, lambda f: _documents_stage(cfg, f))
 
-    k_scores = stage_key("scores", k_docs, cfg.scoring.model_dump(), file_digest(model))
+    # The model's content hash, as the scoring job fingerprints it (cards and eval reports left out).
+    k_scores = stage_key("scores", k_docs, cfg.scoring.model_dump(), artifact_hash(model))
     summaries["scores"] = cached_stage(root / "scores", k_scores,
                                        lambda f: _scores_stage(cfg, root / "documents", model, f), resume=True)
 

@@ -27,14 +27,11 @@ PARTIAL = ".partial"  # suffix of the folder a stage is built in before it is re
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
+    """Content hash of a file, or of a folder's files (names and contents, in name order)."""
+    from nlp.splits import file_sha256
+
     paths = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
-    for p in paths:
-        h.update(p.name.encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return hashlib.sha256("".join(f"{p.name}\t{file_sha256(p)}\n" for p in paths).encode()).hexdigest()
 
 
 def stage_key(*parts: object) -> str:
