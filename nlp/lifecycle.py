@@ -82,11 +82,19 @@ def reclaim() -> None:
 
 @contextmanager
 def marks_interruption(mark: Callable[[str], None]) -> Iterator[None]:
-    """Call ``mark(signal_name)`` if the block is interrupted, then let the interruption go on."""
+    """Call ``mark(signal_name)`` if the block is interrupted, then let the interruption go on.
+
+    A library may turn the :class:`Interrupted` raised inside its callbacks into an error of its
+    own (torch, joblib and DuckDB can), so any exception that ends the block after a handled
+    signal counts as the interruption.
+    """
     try:
         yield
-    except KeyboardInterrupt:
-        mark(signal.Signals(_received or signal.SIGINT).name)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) or _received is not None:
+            if not isinstance(exc, KeyboardInterrupt):
+                log.debug("interrupted by %s while raising %r", signal.Signals(_received).name, exc)
+            mark(signal.Signals(_received or signal.SIGINT).name)
         raise
 
 

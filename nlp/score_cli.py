@@ -65,6 +65,10 @@ def register(app: typer.Typer) -> None:
         no_entities: bool = typer.Option(False, "--no-entities", help="Keep only the reader's tickers."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or add to the cross-job score cache "
                                       "($ALTSIGNAL_SCORE_CACHE; rows are identical either way)."),
+        embed: bool = typer.Option(False, "--embed", help="Also write document embeddings (embeddings/part-*.parquet; "
+                                   "nlp.embeddings): sentence-transformers vectors of the texts as scored."),
+        embed_model: Optional[str] = opt.config_option(JobConfig, "embed_model", "--embed-model",
+                                                       help="Local sentence-transformers folder for --embed (never downloaded)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Score documents with a sentiment model; write Score rows, document aggregates, rejects."""
@@ -102,7 +106,7 @@ def register(app: typer.Typer) -> None:
             engine=EngineConfig(**opt.given(numeric=numeric, device=device, batch_tokens=batch_tokens, threads=threads)),
             **opt.given(engine_kind=engine, ray_concurrency=ray_concurrency, chunk_rows=chunk_rows, max_chars=max_chars),
             strip_html=not keep_html, flag_non_english=not keep_non_english, resolve_entities=not no_entities,
-            use_cache=not no_cache,
+            use_cache=not no_cache, embed=embed, **opt.given(embed_model=embed_model),
         )
         manifest = run_job(JobSpec([str(f) for f in files], source, mapping, model, out, config), progress=not quiet)
         c = manifest["counts"]

@@ -2,7 +2,7 @@
 
     from nlp import Scorer
 
-    scorer = Scorer.load("default")               # or "fast", or an artifact folder
+    scorer = Scorer.load("default")               # or "fast", "labeled", or an artifact folder
     scorer.predict_proba(["Profit rose 12%."])    # (n, 3) array, columns in scorer.labels order
     scorer.score(["Profit rose 12%."])            # DataFrame: p_neg, p_neu, p_pos, score, n_tokens...
 

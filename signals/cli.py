@@ -69,7 +69,7 @@ def build(
                 added = store.add_scores(scores, ingested_at=stamp, feed=feed)
                 progress.update(task, description=f"added {added.added:,} score rows; building features")
                 feats = store.build(as_of=t, model_id=model_id)
-            progress.update(task, description=f"built {len(feats):,} feature rows")
+            progress.update(task, description=f"built: {len(feats):,} feature rows computed")
             counts = store.counts()
     typer.echo(added.summary("score rows"))
     if len(added.rejects):
@@ -121,6 +121,29 @@ def export(
     typer.echo(f"wrote {path}")
 
 
+@features_app.command("annotate")
+@_run
+def annotate(
+    db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store whose documents and scores are annotated."),
+    text_db: Path = typer.Option(..., "--text-db", help="Store of the derived sources to create (its folder gets annotations.parquet)."),
+    documents: Optional[Path] = typer.Option(None, "--documents", exists=True, dir_okay=False,
+                                             help="Document Parquet (`altsignal data load`) with the texts, for a store of scores only."),
+    overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                        help="Override a field of signals.annotations.AnnotationConfig, e.g. window_sessions=10."),
+) -> None:
+    """Novelty, event type and relevance of every document; build the store of derived sources
+    (<source>.novel/.stale, one per event type, .relevant) for features, research and timing."""
+    import pandas as pd
+
+    from nlp.config_files import apply_overrides, validated
+    from signals.annotations import AnnotationConfig, build_text_store
+
+    cfg = validated(AnnotationConfig, apply_overrides({}, overrides, AnnotationConfig), "--set")
+    out = build_text_store(db, text_db, cfg, documents=pd.read_parquet(documents) if documents else None)
+    typer.echo(f"annotated {out['documents']:,} documents ({100 * out['stale_share']:.1f}% stale rows); "
+               f"event types {out['event_types']}; wrote {text_db} and {text_db.parent / 'annotations.parquet'}")
+
+
 @features_app.command("health")
 @_run
 def health(
@@ -134,51 +157,17 @@ def health(
 ) -> None:
     """Health checks of the latest session: volume, rejects, score drift (PSI), fresh entities,
     model fingerprint. Exit 4 when a check breaches (outputs are written first)."""
-    import json
-
     import pandas as pd
 
     from nlp.config_files import apply_overrides, validated
     from nlp.errors import EXIT_HEALTH
-    from nlp.rejects import atomic_path
-    from signals.health import HealthConfig, health_table, worst_status, write_report
-    from signals.sessions import session_cutoffs, sessions
-    from signals.store import FeatureStore
+    from signals.health import HealthConfig, check_store, worst_status
 
     cfg = validated(HealthConfig, apply_overrides({}, overrides, HealthConfig), "--set")
     when = _instant(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
-    with FeatureStore(db, read_only=True) as store:
-        scores = store.score_rows(when)
-        scfg = store.cfg.sessions
-    if scores.empty:
-        raise ValueError(f"the store {db} holds no score rows known at {when}")
-    # The session checked is the last one closed by --as-of (its cutoff passed): a session still
-    # collecting documents would look like a stalled feed.
-    calendar = sessions(scfg.calendar, end=when)
-    calendar = calendar[session_cutoffs(calendar, scfg.cutoff, scfg.tz) <= when]
-    manifests = [json.loads((j / "manifest.json").read_text()) for j in job]
-    read = sum(m["counts"]["docs_read"] + m["counts"]["reader_rejects"] for m in manifests) if manifests else None
-    rejects: dict[str, int] = {}
-    for m in manifests:
-        for reason, n in m["reject_reasons"].items():
-            rejects[reason] = rejects.get(reason, 0) + n
-    fingerprint = {f"{m['model_id']}:numeric": m["numeric"] for m in manifests} | {
-        f"{m['model_id']}:model_hash": m["job"]["model_hash"] for m in manifests}
-    history_path = out / "health.parquet"
-    history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame()
-    previous = None
-    if not history.empty and (history["session"] < calendar[-1]).any():
-        last = history[history["session"] == history.loc[history["session"] < calendar[-1], "session"].max()]
-        fp = last[last["check"] == "fingerprint"]
-        previous = dict(zip(fp["subject"], fp["value"].astype(str)))
-    table = health_table(scores, calendar, rows_read=read, rejects=rejects, fingerprint=fingerprint,
-                         previous_fingerprint=previous, config=cfg)
-    report = write_report(table, scores, calendar, out, cfg)
-    kept = history[history["session"] != calendar[-1]] if not history.empty else history
-    with atomic_path(history_path) as tmp:
-        pd.concat([kept, table.astype({"value": str})], ignore_index=True).to_parquet(tmp, index=False)
+    table, report = check_store(db, when, out, job, cfg)
     status = worst_status(table)
-    typer.echo(f"health of session {calendar[-1].date()}: {status} -> {report}")
+    typer.echo(f"health of session {table['session'].iloc[0].date()}: {status} -> {report}")
     if status == "breach":
         raise typer.Exit(EXIT_HEALTH)
 

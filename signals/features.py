@@ -61,7 +61,7 @@ import pyarrow as pa
 from nlp.contracts import MARKET_ENTITY, ContractError
 from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
-from signals.scans import Daily, aggregate_days, running_features
+from signals.scans import Daily, aggregate_days, fresh_state, running_state
 from signals.sessions import session_cutoffs, sessions
 
 log = logging.getLogger(__name__)
@@ -179,9 +179,16 @@ def build_daily_features(
 
 
 def compute_features(
-    con: duckdb.DuckDBPyConnection, table: str, cfg: SignalsConfig = DEFAULT_CONFIG, as_of=None, model_id: str | None = None
-) -> pd.DataFrame:
-    """:func:`build_daily_features` on a table/view already in ``con``."""
+    con: duckdb.DuckDBPyConnection, table: str, cfg: SignalsConfig = DEFAULT_CONFIG, as_of=None, model_id: str | None = None,
+    with_state: bool = False,
+):
+    """:func:`build_daily_features` on a table/view already in ``con``.
+
+    ``with_state``: return ``(frame, state)`` where ``state`` holds, per output row, its session
+    number ``s``, ``max_ing`` and the running state before it, and per (entity, source) the
+    state after its last row (see :func:`running_state`); the feature store keeps them for
+    incremental builds.
+    """
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
     if as_of_ts is not None and as_of_ts.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -203,7 +210,17 @@ def compute_features(
     if no_time:
         raise ContractError(f"{no_time} score rows have no published_at")
     if n_rows == 0:
-        return _empty(cfg)
+        return (_empty(cfg), None) if with_state else _empty(cfg)
+    daily, entities, sources, dates, cutoffs = aggregate_source(con, table, where_sql, params, cfg, lo_us, hi_us, sources)
+    log.info("daily features: %d score rows -> %d feature rows", n_rows, len(daily.s))
+    return _frame(daily, cfg, dates, cutoffs, entities, sources, with_state)
+
+
+def aggregate_source(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: dict, cfg: SignalsConfig,
+                     lo_us: int, hi_us: int, sources: list[str]):
+    """Per-day aggregates of the score rows of ``table`` (filtered by ``where_sql``): the relational
+    pass and :func:`~signals.scans.aggregate_days`. Returns (Daily, entities, source keys with the
+    all-sources key first, session dates, session cutoffs)."""
     sources = sources or []
     src = _source_sql(table, where_sql)
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
@@ -226,8 +243,7 @@ def compute_features(
     daily = aggregate_days(rows["eid"], rows["sid"], rows["s"], rows["ing"], rows["score"], rows["polarity"],
                            len(entities), len(sources))
     del rows
-    log.info("daily features: %d score rows -> %d feature rows", n_rows, len(daily.s))
-    return _frame(daily, cfg, dates, cutoffs, entities, [cfg.features.all_sources_key, *sources])
+    return daily, entities, [cfg.features.all_sources_key, *sources], dates, cutoffs
 
 
 def _register_entities(con: duckdb.DuckDBPyConnection, src: str, params: dict) -> list[str]:
@@ -255,14 +271,21 @@ def _register_several(con: duckdb.DuckDBPyConnection, src: str, params: dict) ->
     con.register("feature_several", pa.table({"h": np.unique(hashes[1:][hashes[1:] == hashes[:-1]])}))
 
 
-def _frame(daily: Daily, cfg: SignalsConfig, dates: np.ndarray, cutoffs: np.ndarray, entities: list[str], sources: list[str]) -> pd.DataFrame:
-    """Running columns over the per-day aggregates, as the output frame (sorted by entity, source, date)."""
+def _frame(daily: Daily, cfg: SignalsConfig, dates: np.ndarray, cutoffs: np.ndarray, entities: list[str], sources: list[str],
+           with_state: bool = False, init=None):
+    """Running columns over the per-day aggregates, as the output frame (sorted by entity, source, date).
+
+    ``init``: the state each key starts from (see :func:`~signals.scans.running_state`), default none.
+    """
     fc = cfg.features
     key = daily.eid.astype(np.int64) * len(sources) + daily.sid
-    tone, share_pos, share_neg, abnormal, surprise, ew, known = running_features(
+    half_lives = np.asarray(fc.half_lives, dtype=np.float64)
+    out = running_state(
         key, daily.s, daily.n_docs, daily.n_pos, daily.n_neg, daily.max_ing, cutoffs[daily.s],
-        fc.volume_window, fc.surprise_window, fc.min_periods, ZERO_SPREAD, np.asarray(fc.half_lives, dtype=np.float64),
+        fc.volume_window, fc.surprise_window, fc.min_periods, ZERO_SPREAD, half_lives,
+        *(init if init is not None else fresh_state(key, len(half_lives))),
     )
+    tone, share_pos, share_neg, abnormal, surprise, ew, known = out[:7]
     cols = {
         "date": dates[daily.s],
         "entity": pd.array(pa.array(entities, pa.string()).take(daily.eid), dtype="str"),
@@ -274,7 +297,15 @@ def _frame(daily: Daily, cfg: SignalsConfig, dates: np.ndarray, cutoffs: np.ndar
         "known_at": pd.DatetimeIndex(known.view("datetime64[us]")).tz_localize("UTC"),
     }
     # The arrays are fresh and owned here: no need for pandas to copy 17 columns of millions of rows.
-    return pd.DataFrame(cols, copy=False)[output_columns(cfg)]
+    frame = pd.DataFrame(cols, copy=False)[output_columns(cfg)]
+    if not with_state:
+        return frame
+    b_int, b_float, b_ew, a_int, a_float, a_ew = out[7:]
+    runs = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+    state = {"s": daily.s, "eid": daily.eid, "sid": daily.sid, "max_ing": daily.max_ing, "before": (b_int, b_float, b_ew),
+             "after": (a_int, a_float, a_ew), "run_eid": daily.eid[runs], "run_sid": daily.sid[runs],
+             "entities": entities, "sources": sources}
+    return frame, state
 
 
 def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> pd.DataFrame:

@@ -204,3 +204,56 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     path = out / "health.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def job_inputs(jobs: list[Path]) -> tuple[int | None, dict[str, int], dict[str, str]]:
+    """Rows read, reject reasons and model fingerprints of scoring job folders (their manifests)."""
+    import json
+
+    manifests = [json.loads((Path(j) / "manifest.json").read_text()) for j in jobs]
+    read = sum(m["counts"]["docs_read"] + m["counts"]["reader_rejects"] for m in manifests) if manifests else None
+    rejects: dict[str, int] = {}
+    for m in manifests:
+        for reason, n in m["reject_reasons"].items():
+            rejects[reason] = rejects.get(reason, 0) + n
+    fingerprint = {f"{m['model_id']}:numeric": m["numeric"] for m in manifests} | {
+        f"{m['model_id']}:model_hash": m["job"]["model_hash"] for m in manifests}
+    return read, rejects, fingerprint
+
+
+def check_store(db: Path, as_of: pd.Timestamp, out: Path, jobs: list[Path] = (), config: HealthConfig | None = None,
+                last_input_dates: dict[str, pd.Timestamp] | None = None) -> tuple[pd.DataFrame, Path]:
+    """Check the last session closed by ``as_of`` in the store ``db``; write the report and history.
+
+    The session checked is the last one whose cutoff has passed (a session still collecting
+    documents would look like a stalled feed). ``out/health.parquet`` keeps one block per session
+    (a re-run replaces its block); the previous session's fingerprints are the reference.
+    Returns the table and the report's path; the caller decides the exit status (:func:`worst_status`).
+    """
+    from nlp.rejects import atomic_path
+    from signals.sessions import session_cutoffs, sessions
+    from signals.store import FeatureStore
+
+    cfg = config or HealthConfig()
+    with FeatureStore(db, read_only=True) as store:
+        scores = store.score_rows(as_of)
+        scfg = store.cfg.sessions
+    if scores.empty:
+        raise ValueError(f"the store {db} holds no score rows known at {as_of}")
+    calendar = sessions(scfg.calendar, end=as_of)
+    calendar = calendar[session_cutoffs(calendar, scfg.cutoff, scfg.tz) <= as_of]
+    read, rejects, fingerprint = job_inputs(list(jobs))
+    history_path = Path(out) / "health.parquet"
+    history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame()
+    previous = None
+    if not history.empty and (history["session"] < calendar[-1]).any():
+        last = history[history["session"] == history.loc[history["session"] < calendar[-1], "session"].max()]
+        fp = last[last["check"] == "fingerprint"]
+        previous = dict(zip(fp["subject"], fp["value"].astype(str)))
+    table = health_table(scores, calendar, rows_read=read, rejects=rejects, fingerprint=fingerprint,
+                         previous_fingerprint=previous, last_input_dates=last_input_dates, config=cfg)
+    report = write_report(table, scores, calendar, out, cfg)
+    kept = history[history["session"] != calendar[-1]] if not history.empty else history
+    with atomic_path(history_path) as tmp:
+        pd.concat([kept, table.astype({"value": str})], ignore_index=True).to_parquet(tmp, index=False)
+    return table, report

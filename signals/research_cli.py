@@ -5,8 +5,9 @@
     altsignal research market --db runs/research/tweets.duckdb --source social --feature tone
     altsignal research events --db runs/research/calls.duckdb --source transcript --feature mean_score
     altsignal research stocknet --db runs/research/tweets.duckdb
+    altsignal research events-eval --split test --out runs/research/events_eval
 
-Each command writes ``<out>/report.md`` with PNG figures and Parquet tables and prints one JSON line
+Each command writes ``<out>/report.md`` (``events-eval``: ``events_eval.md`` and ``.json``) with PNG figures and Parquet tables and prints one JSON line
 last. Heavy imports happen inside the commands so that ``altsignal --help`` stays fast.
 """
 from __future__ import annotations
@@ -170,7 +171,8 @@ def _window(text: str) -> tuple[int, int]:
 @research_app.command("events")
 def events(
     db: Path = _DB,
-    source: str = typer.Option("transcript", help="transcript (each call is an event) or news (bursts, see --burst-z)."),
+    source: str = typer.Option("transcript", help="transcript (each call is an event), news (bursts, see --burst-z), or a "
+                               "derived source of `features annotate` such as news.analyst_up (each row is an event)."),
     feature: str = typer.Option("mean_score", help="Tone column that sorts events into groups."),
     window: list[str] = typer.Option(["0,1", "2,20", "2,60", "-2,-1"], help="Event-day window 'first,last' after entry (repeatable)."),
     burst_z: Optional[float] = typer.Option(None, help="News bursts: rows whose abnormal_volume exceeds this (default for news: 2)."),
@@ -183,7 +185,8 @@ def events(
 
     cfg = _config(entry, events={"windows": tuple(_window(w) for w in window)})
     provider = _provider(db)
-    if source != "transcript" and burst_z is None:
+    # a derived source (signals.annotations: news.analyst_up, news.novel, ...) is its own event: every row
+    if source != "transcript" and "." not in source and burst_z is None:
         burst_z = cfg.events.news_burst_z
     ev = event_frame(provider, source, feature, start, end, burst_z)
     px = _prices(provider, prices, market, start, end, 450, 130, cfg)
@@ -215,6 +218,25 @@ def stocknet(
     px = _prices(provider, prices, market, str(start.date()), str(end.date()), 0, 0, cfg)
     report, summary = stocknet_report(px, text, cfg)
     _finish(report, summary, out)
+
+
+@research_app.command("events-eval")
+def events_eval(
+    split: str = typer.Option("test", help="Labeled split to score: dev (tuning) or test (report once)."),
+    min_similarity: Optional[float] = typer.Option(None, help="Prototype cosine below which a text is 'other' (default: nlp.events.DEFAULT_MIN_SIMILARITY)."),
+    out: Path = typer.Option(Path("runs/research/events_eval"), "--out", "-o", help="Report folder (events_eval.md, events_eval.json)."),
+) -> None:
+    """Event typing (rules, prototypes, both, majority) on the hand-labeled news/tweet sample in corpora/events."""
+    import json
+
+    from nlp.errors import UsageError
+    from nlp.events import DEFAULT_MIN_SIMILARITY, events_eval_report
+
+    if split not in ("dev", "test"):
+        raise UsageError(f"--split must be dev or test, got {split!r}")
+    summary = events_eval_report(split, out, DEFAULT_MIN_SIMILARITY if min_similarity is None else min_similarity)
+    typer.echo(f"report: {out / 'events_eval.md'}")
+    typer.echo(json.dumps({"split": split, "n": summary["n"], "macro_f1": summary["macro_f1"], "accuracy": summary["accuracy"]}))
 
 
 def register(app: typer.Typer) -> None:

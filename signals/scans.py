@@ -162,18 +162,53 @@ def _write_group(a, b, w, e, src, day, ing, score, polarity,
     o_ing[w] = latest
 
 
-@njit(cache=True)
 def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
                      min_periods, zero_spread, half_lives):
     """Tone, shares, trailing and exponentially weighted columns, and ``known_at`` (epoch us).
 
+    Rows must be sorted by (key, s); every key starts with no history. Returns (tone, share_pos,
+    share_neg, abnormal_volume, tone_surprise, ew (half-lives x rows), known_at). See
+    :func:`running_state` for the kernel and the state it can carry between builds.
+    """
+    out = running_state(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
+                        min_periods, zero_spread, half_lives, *fresh_state(key, len(half_lives)))
+    return out[:7]
+
+
+def fresh_state(key: np.ndarray, n_half_lives: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Initial states (``init_int``, ``init_float``, ``init_ew``) of "no history" for every run of ``key``."""
+    runs = int(np.count_nonzero(key[1:] != key[:-1])) + 1 if len(key) else 0
+    init_int = np.empty((3, runs), np.int64)
+    init_int[0] = -1
+    init_int[1] = -1
+    init_int[2] = np.iinfo(np.int64).min
+    return init_int, np.zeros((4, runs)), np.zeros((2 * n_half_lives, runs))
+
+
+@njit(cache=True)
+def running_state(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
+                  min_periods, zero_spread, half_lives, init_int, init_float, init_ew):
+    """:func:`running_features` resumable: each run of ``key`` starts from a given state.
+
     Rows must be sorted by (key, s). A trailing sum is the key's running sum before the row
-    minus its running sum before the window's first row (both start at zero on the key's first
-    row: no rounding carried over from other keys); each window's first row is a pointer that
-    only moves forward. Returns (tone, share_pos, share_neg, abnormal_volume, tone_surprise,
-    ew (half-lives x rows), known_at).
+    minus its running sum before the window's first row (both accumulated one row at a time
+    from the key's first row); each window's first row is a pointer that only moves forward.
+
+    The *state before a row* is (s_first, s_prev, seen) as int64 (``s_prev`` = -1: no history),
+    and the running sums (log1p(n_docs); count, sum, sum of squares of the defined tones) and
+    the EW numerators and denominators. Run ``r`` starts from column ``r`` of ``init_int`` (3 x
+    runs), ``init_float`` (4 x runs) and ``init_ew`` (2 half-lives x runs). Resuming a key at
+    its first stored row f with s >= s0 - max(window) from the state stored before f gives, for
+    every row with s >= s0, bit for bit what a pass over the key's whole history gives: the
+    running sums are the same sequence of additions, and the window pointers only need rows
+    from f on.
+
+    Returns (tone, share_pos, share_neg, abnormal, surprise, ew (half-lives x rows), known_at,
+    state before each row (int 3 x n, float 4 x n, ew 2H x n), state after each run's last row
+    (int 3 x runs, float 4 x runs, ew 2H x runs)).
     """
     n = len(key)
+    nh = len(half_lives)
     nan = np.nan
     tone = np.empty(n)
     share_pos = np.empty(n)
@@ -181,27 +216,46 @@ def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_windo
     lv = np.log1p(n_docs.astype(np.float64))
     abnormal = np.empty(n)
     surprise = np.empty(n)
-    ew = np.empty((len(half_lives), n))  # one contiguous row per half-life: a frame column each
+    ew = np.empty((nh, n))  # one contiguous row per half-life: a frame column each
     known = np.empty(n, np.int64)
-    num = np.zeros(len(half_lives))
-    den = np.zeros(len(half_lives))
+    runs = init_int.shape[1]
+    b_int = np.empty((3, n), np.int64)
+    b_float = np.empty((4, n))
+    b_ew = np.empty((2 * nh, n))
+    a_int = np.empty((3, runs), np.int64)
+    a_float = np.empty((4, runs))
+    a_ew = np.empty((2 * nh, runs))
+    num = np.zeros(nh)
+    den = np.zeros(nh)
     # 0.5 ** (gap / h) for the common short gaps, computed once instead of a power per row.
-    decay = np.empty((len(half_lives), _DECAY_GAPS))
-    for h in range(len(half_lives)):
+    decay = np.empty((nh, _DECAY_GAPS))
+    for h in range(nh):
         for g in range(_DECAY_GAPS):
             decay[h, g] = 0.5 ** (g / half_lives[h])
-    start = lag_v = lag_t = 0
+    lag_v = lag_t = 0
     v_run = v_lag = c_run = c_lag = t_run = t_lag = q_run = q_lag = 0.0
     seen = 0
+    s_first = s_prev = -1
+    r = -1
     for i in range(n):
         if i == 0 or key[i] != key[i - 1]:
-            start = lag_v = lag_t = i
+            if r >= 0:
+                _save(a_int, a_float, a_ew, r, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
+            r += 1
+            lag_v = lag_t = i
+            s_first, s_prev, seen = init_int[0, r], init_int[1, r], init_int[2, r]
+            if s_prev < 0:
+                s_first = s[i]
             # Running sums through row i-1 (_run) and through the row before the window (_lag):
             # log1p(n_docs); count, sum and sum of squares of the defined tones.
-            v_run = v_lag = c_run = c_lag = t_run = t_lag = q_run = q_lag = 0.0
-            seen = max_ing[i]
-            num[:] = 0.0
-            den[:] = 0.0
+            v_run = v_lag = init_float[0, r]
+            c_run = c_lag = init_float[1, r]
+            t_run = t_lag = init_float[2, r]
+            q_run = q_lag = init_float[3, r]
+            for h in range(nh):
+                num[h] = init_ew[h, r]
+                den[h] = init_ew[nh + h, r]
+        _save(b_int, b_float, b_ew, i, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
         polar = n_pos[i] + n_neg[i]
         x = (n_pos[i] - n_neg[i]) / polar if polar > 0 else nan
         tone[i] = x
@@ -219,7 +273,7 @@ def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_windo
                 t_lag += t
                 q_lag += t * t
             lag_t += 1
-        age = s[i] - s[start]
+        age = s[i] - s_first
         abnormal[i] = lv[i] - (v_run - v_lag) / min(volume_window, age) if age >= min_periods else nan
         c, t1, t2 = c_run - c_lag, t_run - t_lag, q_run - q_lag
         surprise[i] = nan
@@ -229,8 +283,8 @@ def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_windo
                 surprise[i] = (x - t1 / c) / std
 
         # Weights 0.5 ** (sessions ago / h), applied recursively: no overflow on long histories.
-        gap = s[i] - s[i - 1] if i > start else 0
-        for h in range(len(half_lives)):
+        gap = s[i] - s_prev if s_prev >= 0 else 0
+        for h in range(nh):
             d = decay[h, gap] if gap < _DECAY_GAPS else 0.5 ** (gap / half_lives[h])
             num[h] *= d
             den[h] *= d
@@ -246,4 +300,21 @@ def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_windo
             c_run += 1.0
             t_run += x
             q_run += x * x
-    return tone, share_pos, share_neg, abnormal, surprise, ew, known
+        s_prev = s[i]
+    if r >= 0:
+        _save(a_int, a_float, a_ew, r, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
+    return (tone, share_pos, share_neg, abnormal, surprise, ew, known, b_int, b_float, b_ew, a_int, a_float, a_ew)
+
+
+@njit(cache=True, inline="always")
+def _save(o_int, o_float, o_ew, j, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh):
+    o_int[0, j] = s_first
+    o_int[1, j] = s_prev
+    o_int[2, j] = seen
+    o_float[0, j] = v_run
+    o_float[1, j] = c_run
+    o_float[2, j] = t_run
+    o_float[3, j] = q_run
+    for h in range(nh):
+        o_ew[h, j] = num[h]
+        o_ew[nh + h, j] = den[h]

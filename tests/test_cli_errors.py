@@ -234,7 +234,7 @@ def test_set_reaches_the_run_config_and_unknown_keys_name_the_valid_ones(tmp_pat
     line = _one_error_line(_cli(*base, "--set", f"scoring.model={tmp_path / 'no-model'}"))
     assert f"scoring.model {tmp_path / 'no-model'} is not a model artifact" in line
     line = _one_error_line(_cli(*base, "--set", "timing.data.macro_source=/no/fred.csv", "--set", "timing.network.hidden=4"))
-    assert "market/macro source /no/fred.csv does not exist" in line
+    assert "market, macro or extra predictor source /no/fred.csv does not exist" in line
     line = _one_error_line(_cli(*base, "--set", "timing.network.hidden=0"))
     assert "--set timing.network.hidden=0: timing.network.hidden" in line
     assert not out.exists()

@@ -72,7 +72,7 @@ def test_dotted_overrides_set_merge_and_leave_the_input_alone():
 
 @pytest.mark.parametrize("item, message", [
     ("timing.network.hiden=16", "unknown key 'hiden' at timing.network; valid keys: dropout, encoder"),
-    ("scorng.numeric=bf16", "unknown key 'scorng' at the top level; valid keys: documents, name, output_dir"),
+    ("scorng.numeric=bf16", "unknown key 'scorng' at the top level; valid keys: annotations, documents, health"),
     ("signals.sessions.cutof=15:00", "unknown key 'cutof' at signals.sessions; valid keys: calendar, cutoff, tz"),
     ("name.first=x", "name is a value, not a table"),
     ("timing.network.hidden", "expected dotted.key=value"),

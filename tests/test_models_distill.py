@@ -53,6 +53,7 @@ def test_student_learns_the_teacher(tmp_path):
     record = read_meta(student).extra["distillation"]
     assert record["alpha"] == 1.0 and record["teachers"][0]["path"] == str(teacher)
     assert len(record["teachers"][0]["artifact_sha256"]) == 16
+    assert record["text_period"] is None  # labeled rows only: nothing dated was learned
     texts = TINY["text"].tolist()
     agree = (predict_proba(load_classifier(student), texts).argmax(-1)
              == predict_proba(load_classifier(teacher), texts).argmax(-1)).float().mean()
@@ -75,3 +76,29 @@ def test_unlabeled_text_is_seeded_deduplicated_and_never_a_labeled_sentence(shar
     assert keys.iloc[0] not in set(c["text"].map(normalize_key))
     with pytest.raises(ValueError, match="bad unlabeled spec"):
         parse_unlabeled_spec("tweets:10")
+
+
+def test_text_period_spans_the_sampled_text_and_the_teachers(shared_datasets, tmp_path):
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from nlp.models import model_path
+    from nlp.models.distill import joined_period, load_unlabeled, text_period
+
+    sample = load_unlabeled(["social:200"], seed=1)
+    first, last = sample["published_at"].min(), sample["published_at"].max()
+    # StockNet tweets run 2014-01 .. 2016-03
+    assert pd.Timestamp("2013-12-31", tz="UTC") <= first < last <= pd.Timestamp("2016-04-01", tz="UTC")
+    assert joined_period(sample, []) == [first.isoformat(), last.isoformat()]
+    assert joined_period(None, []) is None
+    # A teacher that saw 2009..2018 text widens the student's period: it inherits what the teacher saw.
+    teacher = tmp_path / "teacher"
+    shutil.copytree(model_path("labeled"), teacher)
+    meta = json.loads((teacher / "altsignal_model.json").read_text())
+    meta["extra"]["distillation"] = {"text_period": ["2009-04-29T00:00:00+00:00", "2018-12-31T00:00:00+00:00"]}
+    (teacher / "altsignal_model.json").write_text(json.dumps(meta))
+    assert joined_period(sample, [teacher]) == ["2009-04-29T00:00:00+00:00", "2018-12-31T00:00:00+00:00"]
+    assert text_period(model_path("labeled")) is None
+    assert text_period(model_path("default"))[1] >= pd.Timestamp("2018-01-01", tz="UTC")

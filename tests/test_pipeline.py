@@ -99,3 +99,35 @@ def test_study_config_in_ci_size(shared_datasets, tmp_path):
     assert "timing/report.md" in report.read_text()
     fm = pd.read_parquet(cfg.output_dir / "timing" / "forecast_metrics.parquet")
     assert {"RMW", "CMA"} <= set(fm["factor"])  # the shared daily French files carry all six factors
+
+
+def test_a_scorer_that_learned_from_the_runs_period_is_refused(tmp_path):
+    from nlp.errors import UsageError
+
+    # The shipped default distilled on 2009-2018 text; the sample corpus is 2016-06 .. 2017-02.
+    cfg = load_run_config(DEFAULT_RUN_CONFIG, [*SMALL_TIMING, "scoring.model=default"])
+    cfg = cfg.model_copy(update={"output_dir": tmp_path / "run"})
+    with pytest.raises(UsageError, match=r"learned from text published 2009-04-29\.\.2018-12-31, which overlaps"):
+        run(cfg)
+    assert not list((tmp_path / "run").glob("scores*"))  # refused before anything was scored
+
+
+def test_text_period_check_compares_the_model_with_the_documents(tmp_path):
+    from nlp.errors import UsageError
+    from nlp.models import model_path
+    from timing.orchestrator import check_text_period
+
+    def docs(*days: str):
+        folder = tmp_path / days[0]
+        folder.mkdir()
+        pd.DataFrame({"published_at": pd.to_datetime(list(days), utc=True)}).to_parquet(folder / "a.parquet")
+        return folder
+
+    later = docs("2019-01-02", "2020-06-30")
+    assert check_text_period(model_path("default"), later, allow=False) == {
+        "model_text": ["2009-04-29", "2018-12-31"], "documents": ["2019-01-02", "2020-06-30"]}
+    assert check_text_period(model_path("labeled"), later, allow=False) is None  # no dated text learned
+    overlap = docs("2018-12-31", "2019-03-01")  # one day inside the model's period is enough
+    with pytest.raises(UsageError, match="overlaps"):
+        check_text_period(model_path("fast"), overlap, allow=False)
+    assert check_text_period(model_path("fast"), overlap, allow=True)["overlap_allowed"] is True

@@ -144,10 +144,11 @@ def test_integrated_gradients_completeness():
     np.testing.assert_allclose(attr.sum(dim=(1, 2)).numpy(), gap.numpy(), rtol=0.05, atol=1e-5)
 
 
-def test_artifact_round_trip(tmp_path):
+@pytest.mark.parametrize("windows", [(), (60,)])
+def test_artifact_round_trip(tmp_path, windows):
     panel = synthetic_panel(n=200)
     spec = PanelSpec(tuple(feature_columns(panel)), FACTORS, 2, 1)
-    model = WindowForecaster("network", MultiTaskTimer(**dict(SMALL, epochs=10, seeds=(0, 1))), spec, False)
+    model = WindowForecaster("network", MultiTaskTimer(**dict(SMALL, epochs=10, seeds=(0, 1), windows=windows)), spec, False)
     model.fit(panel.iloc[:150])
     save_forecaster(model, tmp_path / "m")
     loaded = load_forecaster(tmp_path / "m")
@@ -176,3 +177,20 @@ def test_single_task_twins_do_not_see_other_factors():
     b = MultiTaskTimer(**kwargs).fit(s.X, other).predict(s.X)
     np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-5, atol=1e-8)
     assert not np.allclose(a[:, 1], b[:, 1])
+
+
+def test_window_members_fit_only_the_last_rows_and_are_averaged():
+    s = _samples(200)
+    kw = dict(SMALL, epochs=10)
+    ens = MultiTaskTimer(**dict(kw, windows=(60, 500))).fit(s.X, s.y)
+    assert len(ens.members_) == 1  # 500 >= the 198 samples: that window would repeat the whole-window fit
+    full = MultiTaskTimer(**kw).fit(s.X, s.y)
+    short = MultiTaskTimer(**kw).fit(s.X[-60:], s.y[-60:])
+    np.testing.assert_allclose(ens.predict(s.X), (full.predict(s.X) + short.predict(s.X)) / 2, rtol=1e-5, atol=1e-9)
+    # rows before the short window change the whole-window fit, never the short member
+    poisoned = s.y.copy()
+    poisoned[:100] *= -3
+    again = MultiTaskTimer(**dict(kw, windows=(60,))).fit(s.X, poisoned)
+    np.testing.assert_allclose(again.members_[0].predict(s.X), short.predict(s.X), rtol=1e-6, atol=1e-9)
+    with torch.no_grad():
+        np.testing.assert_allclose(ens.torch_forward(torch.from_numpy(s.X)).numpy(), ens.predict(s.X), rtol=1e-4, atol=1e-7)

@@ -1,8 +1,9 @@
 """Save and load a fitted network forecaster: safetensors weights + a JSON of everything else.
 
-Layout of the folder: ``seed_<i>.safetensors`` (one per ensemble member) and ``meta.json``
-(the timer's parameters and chosen hyperparameters, target and feature scaling statistics,
-the panel spec). Nothing is pickled.
+Layout of the folder: ``seed_<i>.safetensors`` (one per seed) and ``meta.json`` (the timer's
+parameters and chosen hyperparameters, target and feature scaling statistics, the panel spec);
+a member fitted on a shorter training window (``network.windows``) has the same layout in
+``member_<j>/``, its meta nested under ``members``. Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -19,33 +20,24 @@ from timing.forecaster import WindowForecaster
 from timing.network import MultiTaskNet, MultiTaskTimer
 
 
-def save_forecaster(model: WindowForecaster, folder: Path) -> None:
-    folder = Path(folder)
-    timer: MultiTaskTimer = model.estimator
+def _timer_meta(timer: MultiTaskTimer, folder: Path) -> dict:
+    """Write the timer's nets to ``folder`` (window members in ``member_<j>/``); return the rest."""
     for i, net in enumerate(timer.models_):
         with atomic_path(folder / f"seed_{i}.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    meta = {
+    return {
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in timer.get_params().items()},
         "best_params": timer.best_params_, "y_mean": timer.y_mean_.tolist(), "y_std": timer.y_std_.tolist(),
         "core_coef": timer.core_coef_.tolist(), "core_intercept": timer.core_intercept_.tolist(),
         "shrink_weight": timer.shrink_weight_.tolist(), "shrink_target": timer.shrink_target_.tolist(),
-        "n_inputs": timer.n_features_in_, "scaler_mean": model.scaler_.mean.tolist(),
-        "scaler_std": model.scaler_.std.tolist(), "bounds": [b.tolist() for b in model.bounds_],
-        "spec": {"features": list(model.spec.features), "factors": list(model.spec.factors),
-                 "lookback": model.spec.lookback, "horizon": model.spec.horizon},
-        "train_end": str(model.train_dates_[-1].date()),
+        "n_inputs": timer.n_features_in_,
+        "members": [_timer_meta(m, folder / f"member_{j}") for j, m in enumerate(timer.members_)],
     }
-    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
 
 
-def load_forecaster(folder: Path) -> WindowForecaster:
-    folder = Path(folder)
-    meta = json.loads((folder / "meta.json").read_text())
-    params = dict(meta["params"], seeds=tuple(meta["params"]["seeds"]),
-                  fixed_weights=tuple(meta["params"]["fixed_weights"]), shrinkage=tuple(meta["params"]["shrinkage"]))
-    spec = PanelSpec(tuple(meta["spec"]["features"]), tuple(meta["spec"]["factors"]),
-                     meta["spec"]["lookback"], meta["spec"]["horizon"])
+def _load_timer(meta: dict, folder: Path, spec: PanelSpec) -> MultiTaskTimer:
+    tuples = ("seeds", "fixed_weights", "shrinkage", "windows")
+    params = dict(meta["params"], **{k: tuple(meta["params"][k]) for k in tuples if k in meta["params"]})
     timer = MultiTaskTimer(**params)
     timer.best_params_ = meta["best_params"]
     for key in ("y_mean", "y_std", "core_coef", "core_intercept", "shrink_weight", "shrink_target"):
@@ -59,6 +51,28 @@ def load_forecaster(folder: Path) -> WindowForecaster:
         net.load_state_dict(load_file(str(folder / f"seed_{i}.safetensors")))
         net.eval()
         timer.models_.append(net)
+    timer.members_ = [_load_timer(m, folder / f"member_{j}", spec) for j, m in enumerate(meta.get("members", []))]
+    return timer
+
+
+def save_forecaster(model: WindowForecaster, folder: Path) -> None:
+    folder = Path(folder)
+    meta = _timer_meta(model.estimator, folder) | {
+        "scaler_mean": model.scaler_.mean.tolist(),
+        "scaler_std": model.scaler_.std.tolist(), "bounds": [b.tolist() for b in model.bounds_],
+        "spec": {"features": list(model.spec.features), "factors": list(model.spec.factors),
+                 "lookback": model.spec.lookback, "horizon": model.spec.horizon},
+        "train_end": str(model.train_dates_[-1].date()),
+    }
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
+
+
+def load_forecaster(folder: Path) -> WindowForecaster:
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    spec = PanelSpec(tuple(meta["spec"]["features"]), tuple(meta["spec"]["factors"]),
+                     meta["spec"]["lookback"], meta["spec"]["horizon"])
+    timer = _load_timer(meta, folder, spec)
     model = WindowForecaster("network", timer, spec, tabular=False)
     model.estimator = timer  # keep the fitted instance (the constructor clones)
     model.scaler_ = FeatureScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_std"]))

@@ -49,7 +49,7 @@ def make_timer(cfg: TimingConfig, single_task: bool = False) -> MultiTaskTimer:
         epochs=n.epochs, patience=n.patience, val_fraction=n.val_fraction, gap=cfg.horizon_periods,
         vol_head=n.vol_head and not single_task, sign_head=n.sign_head and not single_task,
         task_weighting=n.task_weighting, fixed_weights=n.fixed_weights, seeds=n.seeds, grid=n.grid,
-        linear_core=n.linear_core, shrinkage=n.shrinkage, separate_trunks=single_task,
+        linear_core=n.linear_core, shrinkage=n.shrinkage, separate_trunks=single_task, windows=n.windows,
     )
 
 

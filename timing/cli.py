@@ -91,26 +91,15 @@ def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list
     to <out>/allocations.parquet (a re-run for the same --as-of replaces its rows)."""
     import torch
 
-    from timing.artifact import load_forecaster
     from timing.data import load_panel
-    from timing.operate import allocate, append_history, due_for_refit, fit_model, previous_weights, read_history
+    from timing.operate import decide
 
     cfg = _load(config, out, None, overrides)
     torch.set_num_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
-    when = _as_of(as_of, panel)
-    folder = cfg.output_dir / "model"
-    model = load_forecaster(folder) if (folder / "meta.json").exists() else None
-    if model is None and not refit:
-        raise UsageError(f"no saved model in {folder}", hint="run `altsignal timing fit` first, or drop --no-refit")
-    if model is None or (refit and due_for_refit(model.train_dates_[-1], panel, when, cfg.walkforward.refit_every)):
-        model = fit_model(cfg, panel, when, folder)
-        typer.echo(f"refitted and saved {folder}")
-    if model.train_dates_[-1] > when:
-        raise UsageError(f"the saved model was trained through {model.train_dates_[-1].date()}, after --as-of "
-                         f"{when.date()}", hint="refit for that day: `altsignal timing fit --as-of ...`")
-    rows = allocate(cfg, model, panel, when, previous_weights(read_history(cfg.output_dir), when))
-    append_history(cfg.output_dir, rows)
+    rows, refitted = decide(cfg, panel, _as_of(as_of, panel), cfg.output_dir, refit)
+    if refitted:
+        typer.echo(f"refitted and saved {cfg.output_dir / 'model'}")
     _echo_allocation(rows)
     typer.echo(f"appended to {cfg.output_dir / 'allocations.parquet'}")
 

@@ -42,6 +42,54 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ExtraPredictors(_Strict):
+    """Predictors read from a user's file, for series the packaged sets lack (e.g. value spreads).
+
+    Nothing is invented or proxied: a series the data lacks enters only through a file named here,
+    and the run says so in its config. ``path`` is resolved like ``market_source`` (a file path,
+    ``datasets:<name>/...`` under ``$ALTSIGNAL_DATASETS``, or an http(s) URL) so one config runs
+    wherever the data lives; CSV or Parquet by suffix. ``name`` prefixes the columns
+    (``extra.<name>.<column>``, the ``extra`` feature group) so two files cannot collide and the
+    group can be ablated as a whole. ``columns`` picks series (empty: every numeric column) so a
+    file with bookkeeping columns needs no editing. ``known_lag_days`` is the publication delay: a
+    row dated d (00:00 New York when it has no time) is used from the first decision whose close
+    is at or after d + lag, never earlier; a date is the reference date of the value, so a monthly
+    series published weeks after month-end needs the lag, or the backtest would trade on it early.
+    """
+
+    path: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
+    date_column: str = "date"
+    columns: tuple[str, ...] = ()
+    known_lag_days: int = Field(0, ge=0)
+
+    @staticmethod
+    def format_of(path: str) -> Literal["csv", "parquet"] | None:
+        """``"csv"`` or ``"parquet"`` from the suffix of a path or URL (query ignored), else None."""
+        lower = path.split("?", 1)[0].split("#", 1)[0].lower()
+        if lower.endswith((".csv", ".csv.gz")):
+            return "csv"
+        return "parquet" if lower.endswith((".parquet", ".pq")) else None
+
+    @property
+    def file_format(self) -> Literal["csv", "parquet"]:
+        return self.format_of(self.path)
+
+    @field_validator("path")
+    @classmethod
+    def _csv_or_parquet(cls, v: str) -> str:
+        if cls.format_of(v) is None:
+            raise ValueError(f"{v!r}: an extra predictor file must end in .csv, .csv.gz or .parquet (or .pq)")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"columns has duplicates: {list(v)}")
+        return v
+
+
 class DataConfig(_Strict):
     """Where the panel comes from: market and macro history, a feature store, or a Parquet panel.
 
@@ -51,6 +99,9 @@ class DataConfig(_Strict):
     resolves under ``$ALTSIGNAL_DATASETS``. ``source="provider"``: ``path`` is the DuckDB feature
     store read by ``signals.FeatureProvider``; ``market_source`` is passed on to it (and to
     ``load_french``). ``macro_columns`` keeps only those FRED-MD series (all when empty).
+    ``extra_predictors``: series no packaged set holds (value spreads, ...) come only from files
+    the user names (:class:`ExtraPredictors`), joined point in time for every ``source``; none by
+    default, since nothing ships that could stand in for them.
     """
 
     source: Literal["packaged", "files", "parquet", "provider"] = "packaged"
@@ -61,13 +112,20 @@ class DataConfig(_Strict):
     frequency: Frequency = "monthly"
     start: str = "1963-07-31"
     end: str = "2017-03-31"
+    # the text store of derived sources (signals.annotations) read as the `text` feature group;
+    # `altsignal run` sets it when [annotations] is enabled
+    text_path: Path | None = None
     # trailing windows, in months, of the factor realized-variance predictors (timing.predictors)
     variance_months: tuple[int, ...] = (1, 6)
+    extra_predictors: tuple[ExtraPredictors, ...] = ()
 
     @model_validator(mode="after")
     def _path_for_parquet(self) -> "DataConfig":
         if self.source in ("parquet", "provider") and self.path is None:
             raise ValueError(f"data.source={self.source!r} needs data.path")
+        names = [e.name for e in self.extra_predictors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.extra_predictors names must be unique (they prefix the columns), got {names}")
         if pd.Timestamp(self.start) >= pd.Timestamp(self.end):
             raise ValueError(f"data.start {self.start} is not before data.end {self.end}")
         return self
@@ -96,6 +154,9 @@ class NetworkConfig(_Strict):
     # candidate weights w of forecast = mean + w (model - mean), chosen on the validation tail of
     # each training window (Campbell-Thompson style shrinkage toward the historical mean)
     shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    # ensemble over training windows: one more member per length, fitted on only the last that
+    # many samples (panel periods) of each training window; empty = the whole window only
+    windows: tuple[int, ...] = ()
     # small grid chosen inside each training window on its validation tail; keys are fields above
     grid: dict[str, list[float]] = Field(default_factory=lambda: {"weight_decay": [1e-3, 1e-2]})
 
@@ -111,6 +172,13 @@ class NetworkConfig(_Strict):
     def _shrinkage_in_unit_interval(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         if not v or any(not 0.0 <= w <= 1.0 for w in v):
             raise ValueError(f"network.shrinkage must be a non-empty list of weights in [0, 1], got {list(v)}")
+        return v
+
+    @field_validator("windows")
+    @classmethod
+    def _window_lengths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 24 for w in v) or len(set(v)) != len(v):
+            raise ValueError(f"network.windows must be distinct lengths of at least 24 periods, got {list(v)}")
         return v
 
     @field_validator("grid")

@@ -11,6 +11,8 @@ lag applied there). Every panel but a Parquet one then gets the predictors of
 the contract of ``timing.dataset`` (``mkt_*`` -> ``market.*``, ``macro_*`` -> ``macro.*``, other
 feature columns -> ``sentiment.*``; ``avail_<block>`` -> per-feature ``__mask``) and joins the
 factor returns. A Parquet file already in the contract is read with ``source="parquet"``.
+Whatever the source, ``data.extra_predictors`` files (series no packaged set holds, e.g. value
+spreads; none by default) are then joined as ``extra.<name>.<column>`` by :func:`add_extra_predictors`.
 
 Point in time: a panel row dated D is the decision at D's close (16:00 New York). Every source
 row carries ``known_at``; it is placed on the first panel date whose close is at or after
@@ -25,12 +27,13 @@ that spans the 1960s): ``macro.activity_gap`` is its distance to its own trailin
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from signals.config import DEFAULT_CONFIG, SignalsConfig
-from timing.config import ConfigError, DataConfig, horizon_periods
+from timing.config import ConfigError, DataConfig, ExtraPredictors, horizon_periods
 from timing.dataset import MASK_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,114 @@ def _resolve(source: str | list[str]) -> str | list[str]:
     from nlp.paths import resolve_data_path
 
     return [resolve_data_path(s) for s in source] if isinstance(source, list) else resolve_data_path(source)
+
+
+def _read_extra(spec: ExtraPredictors, where: str) -> pd.DataFrame:
+    try:
+        if spec.file_format == "parquet":
+            return pd.read_parquet(where)
+        return pd.read_csv(where)
+    except FileNotFoundError:
+        raise ValueError(f"extra predictor file {where}: not found (data.extra_predictors {spec.name!r})") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"extra predictor file {where}: empty (no header, no rows)") from None
+    except Exception as exc:  # a corrupt Parquet file, a URL that does not answer, ...
+        raise ValueError(f"extra predictor file {where}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def extra_predictor_frame(spec: ExtraPredictors) -> pd.DataFrame:
+    """The file ``spec`` names as ``extra.<name>.<column>`` columns + ``known_at`` (UTC), checked.
+
+    A date without a time is 00:00 New York (the sessions' zone); ``known_at`` is that instant plus
+    ``known_lag_days``. Errors name the file and the problem: no date column, unparseable or
+    duplicate dates, a requested column missing, non-numeric values, no rows.
+    """
+    where = str(_resolve(spec.path))
+    raw = _read_extra(spec, where)
+    if isinstance(raw.index, pd.DatetimeIndex) and spec.date_column not in raw.columns and raw.index.name == spec.date_column:
+        raw = raw.reset_index()  # a Parquet file written with its dates as the index
+    if spec.date_column not in raw.columns:
+        raise ValueError(f"extra predictor file {where}: no date column {spec.date_column!r} "
+                         f"(columns: {list(raw.columns)}); set date_column")
+    if raw.empty:
+        raise ValueError(f"extra predictor file {where}: no rows")
+    text = raw[spec.date_column]
+    if pd.api.types.is_numeric_dtype(text):  # 20200131: a number would otherwise be read as nanoseconds
+        try:
+            text = text.astype("Int64").astype(str).where(text.notna())
+        except (TypeError, ValueError):  # 20200131.5: not a date; reported as unparseable below
+            text = text.astype(str)
+    with warnings.catch_warnings():  # "could not infer format": each date is parsed alone, then checked
+        warnings.simplefilter("ignore", UserWarning)
+        dates = pd.to_datetime(text, errors="coerce")
+    if dates.isna().any():
+        bad = text[dates.isna()]
+        raise ValueError(f"extra predictor file {where}: {len(bad)} unparseable or missing date(s) in "
+                         f"{spec.date_column!r}, first at row {bad.index[0]}: {bad.iloc[0]!r}")
+    if dates.duplicated().any():
+        dup = dates[dates.duplicated()].iloc[0]
+        raise ValueError(f"extra predictor file {where}: duplicate date {dup} in {spec.date_column!r}; "
+                         "one row per date")
+    others = [c for c in raw.columns if c != spec.date_column]
+    if spec.columns:
+        missing = [c for c in spec.columns if c not in raw.columns]
+        if missing:
+            raise ValueError(f"extra predictor file {where}: no column(s) {missing}; it has {others}")
+        columns = list(spec.columns)
+    else:
+        columns = [c for c in others if pd.api.types.is_numeric_dtype(raw[c])]
+        skipped = [c for c in others if c not in columns]
+        if not columns:
+            raise ValueError(f"extra predictor file {where}: no numeric column besides {spec.date_column!r} "
+                             f"(columns: {others})")
+        if skipped:
+            log.warning("extra predictor file %s: non-numeric column(s) %s not used (name them in columns "
+                        "to have their bad values reported)", where, skipped)
+    values = {}
+    for c in columns:
+        if str(c).endswith(MASK_SUFFIX):
+            raise ValueError(f"extra predictor file {where}: column {c!r} ends in {MASK_SUFFIX!r}, "
+                             "the suffix of availability masks; rename it")
+        numbers = pd.to_numeric(raw[c], errors="coerce") if not pd.api.types.is_bool_dtype(raw[c]) else raw[c]
+        bad = numbers.isna() & raw[c].notna()
+        if bad.any():
+            raise ValueError(f"extra predictor file {where}: column {c!r} has {int(bad.sum())} non-numeric "
+                             f"value(s), first {raw[c][bad].iloc[0]!r} dated {dates[bad].iloc[0].date()}")
+        values[f"extra.{spec.name}.{c}"] = numbers.astype(float).to_numpy()
+    index = pd.DatetimeIndex(dates)
+    if index.tz is None:
+        local = (index + pd.Timedelta(days=spec.known_lag_days)).tz_localize(
+            DEFAULT_CONFIG.sessions.tz, ambiguous=False, nonexistent="shift_forward")
+    else:
+        local = index + pd.Timedelta(days=spec.known_lag_days)
+    frame = pd.DataFrame(values, index=index)
+    frame["known_at"] = local.tz_convert("UTC")
+    return frame.sort_values("known_at")
+
+
+def add_extra_predictors(panel: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    """``panel`` with each ``cfg.extra_predictors`` file joined point in time, with ``__mask`` columns.
+
+    The value at panel date t is the latest (per column, non-missing) value whose ``known_at`` is
+    at or before t's close; before a file's first known row it is NaN with mask 0, as late macro
+    series are. The last value is carried forward however stale: the file decides what is current.
+    """
+    if not cfg.extra_predictors:
+        return panel
+    parts = []
+    for spec in cfg.extra_predictors:
+        frame = extra_predictor_frame(spec)
+        clash = [c for c in frame.columns if c != "known_at" and c in panel.columns]
+        if clash:
+            raise ValueError(f"extra predictor {spec.name!r}: the panel already has column(s) {clash}")
+        aligned = as_of_align(frame, panel.index).ffill()
+        if aligned.notna().sum().sum() == 0:
+            log.warning("extra predictor file %s: no value is known by the panel's last date %s",
+                        _resolve(spec.path), panel.index[-1].date())
+        log.info("extra predictors %s from %s (known %d days after their date): %s", spec.name,
+                 _resolve(spec.path), spec.known_lag_days, list(aligned.columns))
+        parts += [aligned, aligned.notna().astype(np.float32).add_suffix(MASK_SUFFIX)]
+    return pd.concat([panel, *parts], axis=1)
 
 
 def history_panel(cfg: DataConfig) -> pd.DataFrame:
@@ -156,6 +267,37 @@ def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame, frequency: s
 
 def load_panel(cfg: DataConfig, signals: SignalsConfig = DEFAULT_CONFIG) -> pd.DataFrame:
     """The panel ``cfg`` names; ``signals`` (sessions, windows) is how a provider store was built."""
+    return add_extra_predictors(_source_panel(cfg, signals), cfg)
+
+
+def text_block(cfg: DataConfig, signals: SignalsConfig, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """The ``text.*`` group: market-wide features of the derived sources (``signals.annotations``:
+    novel/stale documents, event types, relevant documents) from the text store, with masks.
+
+    The store's ``all``-sources rows count a document once per derived source, so they are left out.
+    """
+    from signals.annotations import net_analyst
+    from signals.provider import FeatureProvider
+
+    provider = FeatureProvider(cfg.text_path, signals, market_source=None, macro_source=None)
+    try:
+        frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
+    finally:
+        provider.close()
+    key = signals.features.all_sources_key
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith((f"{key}_", f"avail_{key}")) or c.endswith("known_at")])
+    avail = {c[len("avail_"):]: frame.pop(c) for c in [c for c in frame.columns if c.startswith("avail_")]}
+    frame = net_analyst(frame)
+    out = {}
+    for col in frame.columns:
+        block = max((b for b in avail if col.startswith(f"{b}_")), key=len, default=None)
+        observed = frame[col].notna() & (avail[block].fillna(0).astype(bool) if block else True)
+        out[f"text.{col}"] = frame[col].astype(float)
+        out[f"text.{col}{MASK_SUFFIX}"] = observed.astype(np.float32)
+    return pd.DataFrame(out, index=frame.index).reindex(dates)
+
+
+def _source_panel(cfg: DataConfig, signals: SignalsConfig) -> pd.DataFrame:
     if cfg.source in ("packaged", "files"):
         return with_predictors(history_panel(cfg), cfg)
     if cfg.source == "provider":
@@ -167,7 +309,10 @@ def load_panel(cfg: DataConfig, signals: SignalsConfig = DEFAULT_CONFIG) -> pd.D
             frame = provider.panel(cfg.start, cfg.end, frequency=cfg.frequency)
         finally:
             provider.close()
-        return with_predictors(from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source), cfg.frequency), cfg)
+        panel = from_provider_panel(frame, load_french(cfg.frequency, cfg.market_source), cfg.frequency)
+        if cfg.text_path is not None:
+            panel = panel.join(text_block(cfg, signals, panel.index))
+        return with_predictors(panel, cfg)
     panel = pd.read_parquet(cfg.path)
     if not isinstance(panel.index, pd.DatetimeIndex):
         if "date" not in panel.columns:

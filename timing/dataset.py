@@ -4,8 +4,9 @@ The panel contract (what ``timing.data.history_panel`` and ``signals.FeatureProv
 hand over): a frame on a sorted DatetimeIndex, one row per period end D, holding
 - factor return columns named as the factors (``Mkt-RF``, ``SMB``, ...): the return realised
   over the period *ending* at D, in decimals;
-- feature columns named ``<group>.<name>`` with group in sentiment / macro / market, each
-  value known at D's close (publication lags already applied by the producer);
+- feature columns named ``<group>.<name>`` with group in sentiment / text / macro / market /
+  extra (``text``: novelty, event and relevance features, ``signals.annotations``; ``extra``:
+  series from a user's files, ``data.extra_predictors``), each value known at D's close (publication lags already applied by the producer);
 - optional availability columns ``<feature>__mask`` (1 = observed). Where absent the mask is
   ``notna()``. Alternative data starts years after macro data, so early rows carry mask 0.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FEATURE_GROUPS = ("sentiment", "macro", "market")  # the <group> of feature columns (config imports it)
+FEATURE_GROUPS = ("sentiment", "text", "macro", "market", "extra")  # the <group> of feature columns (config imports it)
 MASK_SUFFIX = "__mask"
 
 

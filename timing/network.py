@@ -33,6 +33,12 @@ target and, per factor ``k``, ``w_k`` from ``shrinkage`` minimising the validati
 error. There the model is the final linear path's leave-one-out forecast (exact for ridge, so a
 signal that only starts inside the tail still counts) plus the seed ensemble's correction, which
 never trained on the tail. Only training rows take part.
+Ensembles over training windows (``windows``): besides the fit on the whole training window,
+one member per length ``w`` is fitted, with the same recipe, on the window's last ``w`` samples
+only; the forecast is the plain mean of all of them. A long window estimates slow-moving
+premia precisely, a short one adapts to a changed regime; averaging hedges between them (the
+point of Rapach, Strauss & Zhou 2010's combinations, here over estimation windows). Each member
+chooses its own grid point and shrinkage weight inside its own samples.
 CPU only, small by design: full history of monthly data trains in well under a second per seed.
 """
 from __future__ import annotations
@@ -42,7 +48,7 @@ import math
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import RidgeCV
 from torch import nn
 
@@ -160,7 +166,8 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
                  vol_head: bool = True, sign_head: bool = True, task_weighting: str = "uncertainty",
                  fixed_weights: tuple[float, float, float] = (1.0, 0.1, 0.1),
                  seeds: tuple[int, ...] = (0, 1, 2), grid: dict | None = None, linear_core: bool = True,
-                 shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), separate_trunks: bool = False):
+                 shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), separate_trunks: bool = False,
+                 windows: tuple[int, ...] = ()):
         self.encoder = encoder
         self.hidden = hidden
         self.dropout = dropout
@@ -180,6 +187,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         self.linear_core = linear_core
         self.shrinkage = shrinkage
         self.separate_trunks = separate_trunks
+        self.windows = windows
 
     # -- fitting ---------------------------------------------------------------------------
     def _split(self, n: int) -> tuple[slice, slice]:
@@ -277,6 +285,8 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         model_val = core_loo[val] + self._ensemble(X[val], "mean")
         self.shrink_weight_ = choose_shrinkage(Y[val], model_val, Y.mean(axis=0), self.shrinkage)
         self.shrink_target_ = y.mean(axis=0)
+        # a window as long as the training set would only repeat the fit above
+        self.members_ = [clone(self).set_params(windows=()).fit(X[-w:], y[-w:]) for w in self.windows if w < len(X)]
         return self
 
     # -- prediction ------------------------------------------------------------------------
@@ -293,21 +303,25 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         return target + as_t(self.shrink_weight_) * (ret - target)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Expected next-horizon return per factor (linear path + ensemble mean, shrunk), in return units."""
+        """Expected next-horizon return per factor (linear path + seed ensemble, shrunk; averaged
+        with the window members), in return units."""
         X = np.asarray(X, dtype=np.float32)
         core = X.reshape(len(X), -1) @ self.core_coef_.T + self.core_intercept_
-        return self._shrink(core + self._ensemble(X, "mean"))
+        own = self._shrink(core + self._ensemble(X, "mean"))
+        return np.mean([own, *(m.predict(X) for m in self.members_)], axis=0)
 
     def predict_vol(self, X: np.ndarray) -> np.ndarray:
         if not self.vol_head:
             raise AttributeError("fitted without a volatility head")
-        return np.sqrt(np.exp(self._ensemble(X, "logvar"))) * self.y_std_
+        own = np.sqrt(np.exp(self._ensemble(X, "logvar"))) * self.y_std_
+        return np.mean([own, *(m.predict_vol(X) for m in self.members_)], axis=0)
 
     def torch_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Differentiable ensemble mean forecast in return units (for integrated gradients)."""
+        """Differentiable forecast in return units, as :meth:`predict` (for integrated gradients)."""
         mean = torch.stack([m(x)["mean"] for m in self.models_]).mean(dim=0)
         core = x.flatten(1) @ torch.as_tensor(self.core_coef_.T, dtype=x.dtype) + torch.as_tensor(self.core_intercept_, dtype=x.dtype)
-        return self._shrink(core + mean)
+        own = self._shrink(core + mean)
+        return torch.stack([own, *(m.torch_forward(x) for m in self.members_)]).mean(dim=0)
 
 
 def _ridge(X: np.ndarray, Y: np.ndarray) -> RidgeCV:

@@ -109,3 +109,27 @@ def append_history(folder: Path, rows: pd.DataFrame) -> pd.DataFrame:
     with atomic_path(Path(folder) / HISTORY) as tmp:
         history.to_parquet(tmp, index=False)
     return history
+
+
+def decide(cfg: TimingConfig, panel: pd.DataFrame, as_of: pd.Timestamp, folder: Path,
+           refit: bool = True) -> tuple[pd.DataFrame, bool]:
+    """One day's decision kept in ``folder``: load the saved model (``folder/model``), refit it when
+    the schedule says so (or none exists), allocate from the previous weights, append to the
+    history. Returns the rows and whether the model was refitted. ``altsignal timing predict`` and
+    the daily run (``timing.daily``) both come here."""
+    from nlp.errors import UsageError
+    from timing.artifact import load_forecaster
+
+    model_dir = Path(folder) / "model"
+    model = load_forecaster(model_dir) if (model_dir / "meta.json").exists() else None
+    if model is None and not refit:
+        raise UsageError(f"no saved model in {model_dir}", hint="run `altsignal timing fit` first, or drop --no-refit")
+    refitted = model is None or (refit and due_for_refit(model.train_dates_[-1], panel, as_of, cfg.walkforward.refit_every))
+    if refitted:
+        model = fit_model(cfg, panel, as_of, model_dir)
+    if model.train_dates_[-1] > as_of:
+        raise UsageError(f"the saved model was trained through {model.train_dates_[-1].date()}, after --as-of "
+                         f"{as_of.date()}", hint="refit for that day: `altsignal timing fit --as-of ...`")
+    rows = allocate(cfg, model, panel, as_of, previous_weights(read_history(folder), as_of))
+    append_history(folder, rows)
+    return rows, refitted

@@ -35,17 +35,23 @@ DOCUMENT_MAPPING = ColumnMapping(doc_id="doc_id", text="text", published_at="pub
 
 
 # -- stages -----------------------------------------------------------------------------------
+def read_input(cfg: RunConfig, item, rejects: Rejects) -> tuple[pd.DataFrame, str]:
+    """One run input's documents inside its publication window, and its source."""
+    path, source, mapping = item.resolve()
+    docs = read_documents(path, mapping, source, rejects)
+    start, end = cfg.documents.window(item)
+    if start is not None:
+        docs = docs[docs["published_at"] >= start]
+    if end is not None:
+        docs = docs[docs["published_at"] < end]
+    return docs.reset_index(drop=True), source
+
+
 def _documents_stage(cfg: RunConfig, folder: Path) -> dict:
     out = {}
     for item in cfg.documents.inputs:
-        path, source, mapping = item.resolve()
         rejects = Rejects()
-        docs = read_documents(path, mapping, source, rejects)
-        start, end = cfg.documents.window(item)
-        if start is not None:
-            docs = docs[docs["published_at"] >= start]
-        if end is not None:
-            docs = docs[docs["published_at"] < end]
+        docs, source = read_input(cfg, item, rejects)
         write_documents([docs], folder / f"{item.name}.parquet")
         rejects.write(folder / f"{item.name}.rejects.jsonl")
         out[item.name] = {"source": source, "documents": len(docs), "rejected": len(rejects)}
@@ -67,6 +73,39 @@ def _scores_stage(cfg: RunConfig, docs_dir: Path, model: Path, folder: Path) -> 
     return out
 
 
+def check_text_period(model: Path, docs_dir: Path, allow: bool) -> dict | None:
+    """Refuse a scorer that learned from text published in the run's period; return both periods.
+
+    A backtest must not score its documents with a model that saw text from the period it is
+    tested on, not even unlabeled (distillation text): ``nlp.models.distill.text_period``. The
+    run's period is conservatively that of all its documents. ``allow`` (``scoring.allow_text_overlap``)
+    lets a run that is not judged as a backtest through; the overlap is then logged and recorded.
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.compute as pc
+
+    from nlp.models.distill import text_period
+
+    learned = text_period(model)
+    times = ds.dataset(sorted(docs_dir.glob("*.parquet")), format="parquet").to_table(columns=["published_at"])["published_at"]
+    if learned is None or len(times) == 0:
+        return None
+    bounds = pc.min_max(times)
+    first, last = (pd.Timestamp(bounds[k].as_py()) for k in ("min", "max"))
+    out = {"model_text": [str(t.date()) for t in learned], "documents": [str(first.date()), str(last.date())]}
+    if first <= learned[1] and learned[0] <= last:
+        what = (f"scoring.model {model} learned from text published {learned[0]:%Y-%m-%d}..{learned[1]:%Y-%m-%d}, "
+                f"which overlaps this run's documents ({first:%Y-%m-%d}..{last:%Y-%m-%d})")
+        if not allow:
+            raise UsageError(f"{what}: a backtest must not score text with a model that saw its period",
+                             hint='use scoring.model = "labeled" (trained on the undated labeled sets only) or a '
+                                  "model distilled on text from before the run's documents; set "
+                                  "scoring.allow_text_overlap = true only for a run not judged as a backtest")
+        log.warning("%s (allowed by scoring.allow_text_overlap)", what)
+        out["overlap_allowed"] = True
+    return out
+
+
 def _features_stage(cfg: RunConfig, docs_dir: Path, scores_dir: Path, folder: Path) -> dict:
     from nlp.scoring.job import read_scores
     from signals.store import FeatureStore
@@ -84,7 +123,12 @@ def _features_stage(cfg: RunConfig, docs_dir: Path, scores_dir: Path, folder: Pa
             store.add_scores(scores, feed=item.name)
         store.build()
         counts = store.counts()
-    return {"db": str(Path(cfg.output_dir) / "features" / db.name), **counts}
+    out = {"db": str(Path(cfg.output_dir) / "features" / db.name), **counts}
+    if cfg.annotations.enabled:
+        from signals.annotations import build_text_store
+
+        out["annotations"] = build_text_store(db, folder / "text.duckdb", cfg.annotations, cfg.signals)
+    return out
 
 
 def _timing_stage(cfg: RunConfig, tcfg: TimingConfig, folder: Path) -> dict:
@@ -97,7 +141,7 @@ def _timing_stage(cfg: RunConfig, tcfg: TimingConfig, folder: Path) -> dict:
     return {"panel_rows": len(panel), "panel_columns": panel.shape[1], "total_seconds": result.summary["total_seconds"]}
 
 
-def _summary(cfg: RunConfig, summaries: dict, timing_dir: Path) -> Path:
+def _summary(cfg: RunConfig, summaries: dict, timing_dir: Path, periods: dict | None) -> Path:
     """``<output_dir>/README.md``: what each stage did, and the timing report's verdicts."""
     from timing.report import render_verdicts, report_verdicts, write_report
 
@@ -112,6 +156,13 @@ def _summary(cfg: RunConfig, summaries: dict, timing_dir: Path) -> Path:
         lines.append(f"| {item.name} | {d['source']} | {d['documents']:,} | {d['rejected']:,} | "
                      f"{s['docs_rejected']:,}{f' ({reasons})' if reasons else ''} | {s['units_scored']:,} | "
                      f"{s['units_deduplicated']:,} | {s['numeric']} |")
+    if periods is None:
+        lines += ["", f"Scorer `{cfg.scoring.model}` learned from no dated text (labeled sets only)."]
+    else:
+        lines += ["", f"Scorer `{cfg.scoring.model}` learned from text published {periods['model_text'][0]}.."
+                  f"{periods['model_text'][1]}; the documents run {periods['documents'][0]}..{periods['documents'][1]}"
+                  + (" (overlap allowed by scoring.allow_text_overlap: not a clean backtest)."
+                     if periods.get("overlap_allowed") else " (no overlap).")]
     f = summaries["features"]
     lines += ["", f"Feature store `{f['db']}`: {f['documents']:,} documents, {f['scores']:,} score rows, "
               f"{f['daily_features']:,} daily feature rows.", "", "## Stages", "",
@@ -151,12 +202,19 @@ def check_run(cfg: RunConfig, force: tuple[str, ...] = ()) -> tuple[Path, Timing
     if not (model / META_FILE).is_file():
         raise UsageError(f"scoring.model {model} is not a model artifact (no {META_FILE})")
     tcfg = stage_timing_config(cfg)
-    sources = [tcfg.data.market_source, *([tcfg.data.macro_source] if isinstance(tcfg.data.macro_source, str)
-                                          else tcfg.data.macro_source)]
-    for src in sources:
-        if src != "packaged" and "://" not in src and not Path(src).exists():
-            raise UsageError(f"timing.data: market/macro source {src} does not exist")
+    for path in _local_data_files(tcfg):
+        if not path.exists():
+            raise UsageError(f"timing.data: market, macro or extra predictor source {path} does not exist")
     return model, tcfg
+
+
+def _local_data_files(tcfg: TimingConfig) -> list[Path]:
+    """The local market, macro and extra-predictor files of the timing stage (resolved by
+    ``stage_timing_config``); packaged data and URLs are not files here."""
+    data = tcfg.data
+    names = [data.market_source, *([data.macro_source] if isinstance(data.macro_source, str) else data.macro_source),
+             *(e.path for e in data.extra_predictors)]
+    return [Path(n) for n in names if n != "packaged" and "://" not in n]
 
 
 def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
@@ -175,16 +233,20 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
     k_docs = stage_key("documents", inputs)
     summaries["documents"] = cached_stage(root / "documents", k_docs, lambda f: _documents_stage(cfg, f))
 
+    periods = check_text_period(model, root / "documents", cfg.scoring.allow_text_overlap)
     # The model's content hash, as the scoring job fingerprints it (cards and eval reports left out).
     k_scores = stage_key("scores", k_docs, cfg.scoring.model_dump(), artifact_hash(model))
     summaries["scores"] = cached_stage(root / "scores", k_scores,
                                        lambda f: _scores_stage(cfg, root / "documents", model, f), resume=True)
 
-    k_feat = stage_key("features", k_scores, cfg.documents.arrival, cfg.signals.model_dump(mode="json"))
+    k_feat = stage_key("features", k_scores, cfg.documents.arrival, cfg.signals.model_dump(mode="json"),
+                       cfg.annotations.model_dump(mode="json"))
     summaries["features"] = cached_stage(root / "features", k_feat,
                                          lambda f: _features_stage(cfg, root / "documents", root / "scores", f))
 
-    k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"))
+    # an edited market, macro or predictor file recomputes the stage, as an edited input does
+    data_files = [file_digest(p) for p in _local_data_files(tcfg)]
+    k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"), data_files)
     summaries["timing"] = cached_stage(root / "timing", k_timing, lambda f: _timing_stage(cfg, tcfg, f))
 
-    return _summary(cfg, summaries, root / "timing")
+    return _summary(cfg, summaries, root / "timing", periods)

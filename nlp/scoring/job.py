@@ -6,6 +6,7 @@ Layout of ``--out``::
     parts.jsonl                        # one line per finished chunk, appended after its files exist
     scores/part-<chunk>.parquet        # Score rows (nlp.contracts.SCORE_SCHEMA; pd.read_parquet(<out>/scores) reads all)
     documents/part-<chunk>.parquet     # transcripts' document aggregates (units.AGGREGATE_SCHEMA)
+    embeddings/part-<chunk>.parquet    # with --embed: one embedding row per document (nlp.embeddings)
     rejects/part-<chunk>.jsonl         # rejects met while making that chunk
     rejects.jsonl                      # all rejects, written when the job completes
 
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 
 from nlp.contracts import ContractError
 from nlp.errors import UsageError
+from nlp.lifecycle import marks_interruption
 from nlp.rejects import Rejects, atomic_write_text
 from nlp.scoring.config import JobConfig
 from nlp.scoring.quality import check_text
@@ -111,16 +113,22 @@ def _existing_manifest(path: Path) -> dict | None:
     return manifest
 
 
-def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str) -> tuple[str, dict]:
+def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str,
+                embed_hash: str | None = None) -> tuple[str, dict]:
+    # The embed settings are part of the identity only when embedding is on (with the embedding
+    # model's content hash): fingerprints of jobs without --embed are unchanged by their existence.
+    no_embed = set() if spec.config.embed else {"embed", "embed_model"}
     ident = {
         "source": spec.source,
         "mapping": spec.mapping.model_dump(mode="json"),
-        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache"}),
+        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache", *no_embed}),
         "numeric": numeric,
         "model_hash": model_hash,
         "inputs": [_file_identity(f) for f in files],
     }
     ident["config"]["engine"].pop("threads", None)  # threads do not change results
+    if spec.config.embed:
+        ident["embed_model_hash"] = embed_hash
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     return digest, ident
 
@@ -187,8 +195,10 @@ def estimate_rows(files: list[Path]) -> int:
 class ChunkScorer:
     """Score one chunk of Documents: text checks, entities, units, model, rows."""
 
-    def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str]) -> None:
+    def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str], embedder=None) -> None:
         self.spec, self.scorer, self.model_id, self.labels = spec, scorer, model_id, labels
+        self.embedder = embedder  # nlp.embeddings.Embedder when the job embeds documents
+        self.last_embeddings: pa.Table | None = None  # the last call's embedding rows (embedder set)
         self.resolver = None
         if spec.config.resolve_entities:
             from nlp.entities import EntityResolver
@@ -215,6 +225,8 @@ class ChunkScorer:
             if doc_id not in doc_ids_with_units:
                 rejects.add(where, 0, "text", "empty text: no sentences after removing markers and headers", f"doc_id={doc_id}")
         scored = self.scorer(units["text"].tolist())
+        if self.embedder is not None:  # the same unit texts the model scored
+            self.last_embeddings = self.embedder.documents(units, docs)
         table = score_rows(units, docs, scored.probs, scored.n_tokens, self.labels, self.model_id)
         aggregates = document_aggregates(table) if self.spec.source == "transcript" else None
         stats = {"docs_scored": len(doc_ids_with_units),
@@ -239,7 +251,13 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     # check=True: `auto` must not depend on whether a check record happened to be cached (the
     # numeric path is part of the job fingerprint that guards resumes).
     engine = Scorer.load(spec.model_path, config=cfg.engine, check=True).engine
-    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric)
+    embedder = None
+    if cfg.embed:
+        from nlp.embeddings import Embedder
+
+        embedder = Embedder(cfg.embed_model, threads=cfg.engine.threads)
+    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric,
+                            embed_hash=embedder.model_hash if embedder is not None else None)
     if manifest is not None:
         if manifest["fingerprint"] != fp:
             raise JobMismatch(
@@ -263,7 +281,7 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
 
         cache = ScoreCache(default_root(), engine_fingerprint(engine), len(engine.labels))
         scorer = cache.wrap(scorer)
-    chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels)
+    chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels, embedder)
     counts = Counts()
     rejects_parts: list[Path] = []
     file_rejects = Rejects()  # rows rejected after a file's last chunk
@@ -272,51 +290,53 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
 
     from nlp.progress import Progress
 
+    def mark_interrupted(signame: str) -> None:  # a rerun resumes from the finished chunks
+        atomic_write_text(manifest_path, json.dumps(manifest | {"status": "interrupted", "signal": signame}, indent=2) + "\n")
+
     bar = Progress(total=estimate_rows(files), unit="doc", enabled=progress, dynamic_ncols=True, desc="scoring")
     try:
-        for fi, path in enumerate(files):
-            reader_rejects = Rejects()
-            seen_before = len(reader_rejects)
-            stream = iter_documents(path, spec.mapping, spec.source, reader_rejects, chunk_rows=cfg.rows_per_chunk(spec.source),
-                                    ingested_at=ingested_at, max_field_chars=cfg.max_chars)
-            for ci, docs in enumerate(_guarded(stream, path, unreadable)):
-                chunk = f"f{fi:05d}-c{ci:06d}"
-                chunk_rejects = Rejects(reader_rejects.items[seen_before:])
+        with marks_interruption(mark_interrupted):
+            for fi, path in enumerate(files):
+                reader_rejects = Rejects()
                 seen_before = len(reader_rejects)
-                dup = docs["doc_id"].isin(seen)
-                for doc_id in docs.loc[dup, "doc_id"]:
-                    chunk_rejects.add(str(path), 0, "doc_id", "duplicate doc_id: also in an earlier input file", doc_id)
-                docs = docs.loc[~dup].reset_index(drop=True)
-                seen.update(docs["doc_id"])
-                rej_path = out / "rejects" / f"part-{chunk}.jsonl"
-                rejects_parts.append(rej_path)
-                if chunk in done:
-                    counts.chunks_skipped += 1
-                    counts.docs_skipped += len(docs)
-                    counts.add(done[chunk]["counts"])
-                    bar.update(len(docs) + len(chunk_rejects))
-                    continue
-                n_reader = len(chunk_rejects)
-                table, aggregates, stats = chunk_scorer(docs, str(path), chunk_rejects)
-                stats["docs_read"] = len(docs)
-                stats["docs_rejected"] = len(chunk_rejects) - n_reader
-                stats["reader_rejects"] = n_reader
-                _atomic_parquet(table, out / "scores" / f"part-{chunk}.parquet")
-                if aggregates is not None:
-                    _atomic_parquet(aggregates, out / "documents" / f"part-{chunk}.parquet")
-                chunk_rejects.write(rej_path)
-                _append_line(parts_log, {"chunk": chunk, "rows": table.num_rows, "counts": stats})
-                counts.add(stats)
-                counts.chunks_done += 1
-                bar.update(len(docs) + n_reader)
-                bar.set_postfix(units=counts.units_scored, rejected=counts.docs_rejected + counts.reader_rejects)
-            tail = reader_rejects.items[seen_before:]  # rows rejected after the last yielded chunk
-            file_rejects.extend(Rejects(tail))
-            counts.reader_rejects += len(tail)
-    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM through nlp.lifecycle: a rerun resumes
-        status = {"status": "interrupted", "signal": str(exc) or "SIGINT"}
-        atomic_write_text(manifest_path, json.dumps(manifest | status, indent=2) + "\n")
-        raise
+                stream = iter_documents(path, spec.mapping, spec.source, reader_rejects, chunk_rows=cfg.rows_per_chunk(spec.source),
+                                        ingested_at=ingested_at, max_field_chars=cfg.max_chars)
+                for ci, docs in enumerate(_guarded(stream, path, unreadable)):
+                    chunk = f"f{fi:05d}-c{ci:06d}"
+                    chunk_rejects = Rejects(reader_rejects.items[seen_before:])
+                    seen_before = len(reader_rejects)
+                    dup = docs["doc_id"].isin(seen)
+                    for doc_id in docs.loc[dup, "doc_id"]:
+                        chunk_rejects.add(str(path), 0, "doc_id", "duplicate doc_id: also in an earlier input file", doc_id)
+                    docs = docs.loc[~dup].reset_index(drop=True)
+                    seen.update(docs["doc_id"])
+                    rej_path = out / "rejects" / f"part-{chunk}.jsonl"
+                    rejects_parts.append(rej_path)
+                    if chunk in done:
+                        counts.chunks_skipped += 1
+                        counts.docs_skipped += len(docs)
+                        counts.add(done[chunk]["counts"])
+                        bar.update(len(docs) + len(chunk_rejects))
+                        continue
+                    n_reader = len(chunk_rejects)
+                    table, aggregates, stats = chunk_scorer(docs, str(path), chunk_rejects)
+                    stats["docs_read"] = len(docs)
+                    stats["docs_rejected"] = len(chunk_rejects) - n_reader
+                    stats["reader_rejects"] = n_reader
+                    _atomic_parquet(table, out / "scores" / f"part-{chunk}.parquet")
+                    if aggregates is not None:
+                        _atomic_parquet(aggregates, out / "documents" / f"part-{chunk}.parquet")
+                    if embedder is not None:  # renamed into place before the chunk is listed, like the scores
+                        _atomic_parquet(chunk_scorer.last_embeddings, out / "embeddings" / f"part-{chunk}.parquet")
+                    chunk_rejects.write(rej_path)
+                    _append_line(parts_log, {"chunk": chunk, "rows": table.num_rows, "counts": stats})
+                    counts.add(stats)
+                    counts.chunks_done += 1
+                    bar.update(len(docs) + n_reader)
+                    bar.set_postfix(units=counts.units_scored, rejected=counts.docs_rejected + counts.reader_rejects)
+                tail = reader_rejects.items[seen_before:]  # rows rejected after the last yielded chunk
+                file_rejects.extend(Rejects(tail))
+                counts.reader_rejects += len(tail)
     finally:
         bar.close()
 

@@ -1,0 +1,280 @@
+"""``altsignal run --as-of T``: one day of operation on a store that persists; ``altsignal replay``.
+
+The backtest run (``timing.orchestrator``) recomputes what its inputs determine. Daily operation
+instead keeps one store and adds to it: each run at ``as_of`` takes the documents that became
+known since the last run, scores only those (texts any earlier job scored come from the
+cross-job score cache), adds them to the store and builds the new features incrementally
+(``FeatureStore.build``: earlier ``as_of`` reads still reproduce exactly), asks the saved
+network for the allocation (refitted on ``walkforward.refit_every``, ``timing.operate``) and
+checks the day's health (``signals.health``). Layout of ``<output_dir>/daily/``::
+
+    state.json                      the last as_of that completed, and a record per run
+    batches/<as_of>/<input>.parquet the documents that became known in (last as_of, as_of]
+    batches/<as_of>/documents.json  their counts, written last: the batch is then fixed
+    batches/<as_of>/scores/<input>/ their scoring job (resumable)
+    features.duckdb                 the store
+    timing/                         model/ (safetensors + JSON) and allocations.parquet
+    health/                         health.md, health.png, health.parquet (one block per session)
+
+Which documents are new: with ``documents.arrival = "published"`` (historical corpora) those
+published in (last as_of, as_of], stamped as ingested when published; with ``"now"`` (a live
+feed) those whose identity the store does not hold yet, stamped ``as_of``.
+
+Every step is idempotent, so a run killed at any point (kill -9) finishes correctly when re-run
+with the same ``as_of``: the batch file is rewritten whole (same content), the scoring job
+resumes from its finished chunks, the store skips rows it already holds and a build is one
+transaction, the allocation history replaces the block of its ``as_of``, and ``state.json`` moves
+on only after everything else. A re-run of a completed ``as_of`` finds no new document and
+changes nothing.
+
+Replay (:func:`replay`) runs one day per session over a historical corpus, each at the session's
+cutoff; ``tests/test_daily.py`` proves that its final store and allocation history equal one run
+at the last ``as_of`` that decides every session itself (``decide_from``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from nlp.errors import UsageError
+from nlp.rejects import Rejects, atomic_write_text
+from timing.config import TimingConfig
+from timing.run_config import RunConfig, stage_timing_config
+
+log = logging.getLogger(__name__)
+
+DAILY = "daily"
+STATE = "state.json"
+
+
+def daily_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) / DAILY
+
+
+def read_state(folder: Path) -> dict:
+    path = Path(folder) / STATE
+    return json.loads(path.read_text()) if path.exists() else {"as_of": None, "runs": []}
+
+
+def stamp(as_of: pd.Timestamp) -> str:
+    """A folder name for an instant: ``20170228T210000Z``."""
+    return as_of.tz_convert("UTC").strftime("%Y%m%dT%H%M%SZ")
+
+
+def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_of: pd.Timestamp,
+                   batch: Path) -> dict:
+    """Write each input's newly known documents to ``batch/<input>.parquet``; return counts.
+
+    A batch is fixed once complete (``batch/documents.json``): a re-run after a kill reuses it, so
+    its scoring jobs resume on the same files even when the store has meanwhile taken its rows.
+    """
+    from nlp.readers.documents import write_documents
+    from signals.store import FeatureStore
+    from timing.orchestrator import read_input
+
+    marker = batch / "documents.json"
+    if marker.exists():
+        return json.loads(marker.read_text())
+
+    held: dict[str, set] = {}
+    if cfg.documents.arrival == "now" and (folder / "features.duckdb").exists():
+        with FeatureStore(folder / "features.duckdb", cfg.signals, read_only=True) as store:
+            rows = store.con.execute("SELECT feed, doc_id FROM documents").fetchall()
+        for feed, doc_id in rows:
+            held.setdefault(feed, set()).add(doc_id)
+    out = {}
+    for item in cfg.documents.inputs:
+        rejects = Rejects()
+        docs, source = read_input(cfg, item, rejects)
+        keep = pd.Series(True, index=docs.index)
+        if cfg.documents.arrival == "published":
+            keep &= docs["published_at"] <= as_of
+            if since is not None:
+                keep &= docs["published_at"] > since
+        else:
+            keep &= ~docs["doc_id"].isin(held.get(item.name, set()))
+        new = docs[keep].reset_index(drop=True)
+        # the instant the store learns each document: fixed, so the batch file is too
+        new["ingested_at"] = new["published_at"] if cfg.documents.arrival == "published" else as_of
+        write_documents([new], batch / f"{item.name}.parquet")
+        rejects.write(batch / f"{item.name}.rejects.jsonl")
+        out[item.name] = {"source": source, "documents": len(new), "rejected": len(rejects)}
+    atomic_write_text(marker, json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def _score_batch(cfg: RunConfig, batch: Path, counts: dict, model: Path) -> dict:
+    from nlp.scoring.config import EngineConfig, JobConfig
+    from nlp.scoring.job import JobSpec, run_job
+    from timing.orchestrator import DOCUMENT_MAPPING
+
+    job_cfg = JobConfig(engine=EngineConfig(numeric=cfg.scoring.numeric), engine_kind=cfg.scoring.engine)
+    out = {}
+    for item in cfg.documents.inputs:
+        if not counts[item.name]["documents"]:
+            continue
+        spec = JobSpec([str(batch / f"{item.name}.parquet")], counts[item.name]["source"], DOCUMENT_MAPPING, model,
+                       batch / "scores" / item.name, job_cfg)
+        manifest = run_job(spec, progress=False)
+        out[item.name] = manifest["counts"]
+    return out
+
+
+def _add_and_build(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_of: pd.Timestamp) -> dict:
+    from nlp.scoring.job import read_scores
+    from signals.store import FeatureStore
+
+    with FeatureStore(folder / "features.duckdb", cfg.signals) as store:
+        last = store.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
+        added = 0
+        with store.transaction():  # the day's rows and its build land together, or not at all
+            for item in cfg.documents.inputs:
+                if item.name not in scored:
+                    continue
+                docs = pd.read_parquet(batch / f"{item.name}.parquet")
+                scores = read_scores(batch / "scores" / item.name)
+                scores["ingested_at"] = scores["published_at"] if cfg.documents.arrival == "published" else as_of
+                added += store.add_documents(docs, feed=item.name).added
+                added += store.add_scores(scores, feed=item.name).added
+            # a re-run of a completed day adds nothing and must not stamp another build
+            rebuilt = not (added == 0 and last is not None and pd.Timestamp(last, unit="us", tz="UTC") == as_of)
+            if rebuilt:
+                store.build(as_of)
+        counts = store.counts()
+    return {"rows_added": added, "built": rebuilt, **counts}
+
+
+def _annotate_batch(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_of: pd.Timestamp) -> dict | None:
+    """Annotate the day's new documents and add their derived rows to ``text.duckdb`` (built at ``as_of``).
+
+    Novelty looks back ``window_sessions`` sessions, so the new documents are annotated together
+    with the store's documents known since a bound safely before that window; only the new
+    documents' rows are kept. That gives exactly what annotating the whole history would.
+    """
+    from signals.annotations import LATEST, annotate, derived_scores, summary
+    from signals.store import FeatureStore
+
+    new = [item.name for item in cfg.documents.inputs if item.name in scored]
+    text_db = folder / "text.duckdb"
+    if not new and text_db.exists():
+        return None
+    with FeatureStore(folder / "features.duckdb", cfg.signals, read_only=True) as store:
+        fresh = store.con.sql(f"SELECT * FROM documents WHERE feed IN (SELECT unnest($feeds)) AND ingested_at > "
+                              f"coalesce((SELECT max(built_at) FROM builds WHERE built_at < $t), '-infinity'::TIMESTAMPTZ) "
+                              f"AND ingested_at <= $t {LATEST}", params={"feeds": new or [""], "t": as_of}).to_arrow_table().to_pandas()
+        if fresh.empty:
+            return None
+        # a week of sessions is at most window_sessions + holidays; two weeks of calendar days more than covers it
+        bound = pd.to_datetime(fresh["ingested_at"]).min() - pd.Timedelta(days=2 * cfg.annotations.window_sessions + 14)
+        docs = store.con.sql(f"SELECT * FROM documents WHERE ingested_at >= $b AND ingested_at <= $t {LATEST}",
+                             params={"b": bound, "t": as_of}).to_arrow_table().to_pandas()
+        scores = store.con.sql(f"SELECT * FROM scores WHERE ingested_at >= $b AND ingested_at <= $t {LATEST}",
+                               params={"b": bound, "t": as_of}).to_arrow_table().to_pandas()
+    annotations = annotate(docs, cfg.annotations, cfg.signals.sessions)
+    keys = ["feed", "source", "doc_id"]
+    annotations = annotations.merge(fresh[keys], on=keys)
+    with FeatureStore(text_db, cfg.signals) as text:
+        last = text.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
+        with text.transaction():
+            added = text.add_scores(derived_scores(scores, annotations, cfg.annotations)).added
+            if added or last is None or pd.Timestamp(last, unit="us", tz="UTC") != as_of:
+                text.build(as_of)
+    return summary(annotations)
+
+
+def timing_config(cfg: RunConfig, folder: Path) -> TimingConfig:
+    """The run's timing section on the daily store and folder."""
+    tcfg = stage_timing_config(cfg)
+    text = folder / "text.duckdb" if cfg.annotations.enabled else None
+    data = tcfg.data.model_copy(update={"path": folder / "features.duckdb", "text_path": text})
+    return tcfg.model_copy(update={"data": data, "output_dir": folder / "timing"})
+
+
+def _last_input_dates(panel: pd.DataFrame, factors: tuple[str, ...], as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
+    """The last panel date, on or before ``as_of``, with factor returns (market) and with any macro value."""
+    known = panel.loc[panel.index <= as_of.tz_convert(None)]
+    macro = [c for c in known.columns if c.startswith("macro.") and not c.endswith("__mask")]
+    out = {"market": known[list(factors)].dropna(how="all").index.max()}
+    if macro:
+        out["macro"] = known[macro].dropna(how="all").index.max()
+    return out
+
+
+def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | None = None) -> dict:
+    """One day of operation at ``as_of`` (see the module docstring); returns the day's record.
+
+    ``decide_from``: decide at the cutoff of every session from this day to ``as_of`` (a batch run
+    that reproduces a replay's allocation history); by default only ``as_of`` is decided.
+    """
+    import torch
+
+    from nlp.models import model_path
+    from signals.health import check_store, worst_status
+    from timing.data import load_panel
+    from timing.operate import decide
+    from timing.orchestrator import check_text_period
+
+    as_of = pd.Timestamp(as_of)
+    if as_of.tzinfo is None:
+        raise UsageError(f"--as-of {as_of} has no time zone", hint="e.g. 2017-02-28T21:00:00+00:00")
+    folder = daily_dir(cfg)
+    state = read_state(folder)
+    since = pd.Timestamp(state["as_of"]) if state["as_of"] else None
+    if since is not None and as_of < since:
+        raise UsageError(f"--as-of {as_of} precedes the last completed run ({since})",
+                         hint="daily runs move forward in time; use another --out for another history")
+    t0 = time.perf_counter()
+    batch = folder / "batches" / stamp(as_of)
+    batch.mkdir(parents=True, exist_ok=True)
+    model = model_path(cfg.scoring.model)
+    documents = _new_documents(cfg, folder, since, as_of, batch)
+    log.info("daily %s: new documents %s", as_of, {k: v["documents"] for k, v in documents.items()})
+    periods = check_text_period(model, batch, cfg.scoring.allow_text_overlap)
+    scored = _score_batch(cfg, batch, documents, model)
+    store = _add_and_build(cfg, folder, batch, scored, as_of)
+    annotations = _annotate_batch(cfg, folder, batch, scored, as_of) if cfg.annotations.enabled else None
+
+    tcfg = timing_config(cfg, folder)
+    torch.set_num_threads(tcfg.walkforward.threads)
+    panel = load_panel(tcfg.data, cfg.signals)
+    naive = as_of.tz_convert(None)
+    days = [naive] if decide_from is None else session_instants(cfg, decide_from, as_of, until=as_of)
+    rows = [decide(tcfg, panel, d, tcfg.output_dir)[0] for d in days]
+    jobs = [batch / "scores" / name for name in scored]
+    table, report = check_store(folder / "features.duckdb", as_of, folder / "health", jobs, cfg.health,
+                                _last_input_dates(panel, tuple(rows[-1]["factor"]), as_of))
+    record = {"as_of": as_of.isoformat(), "documents": documents, "scored": scored, "store": store,
+              "text_period": periods, "annotations": annotations, "health": worst_status(table), "health_report": str(report),
+              "allocation": rows[-1][["factor", "weight", "trade"]].to_dict(orient="records"),
+              "seconds": round(time.perf_counter() - t0, 2)}
+    state = {"as_of": as_of.isoformat(), "runs": [r for r in state["runs"] if r["as_of"] != record["as_of"]] + [record]}
+    atomic_write_text(folder / STATE, json.dumps(state, indent=1, default=str) + "\n")
+    log.info("daily %s done in %.1f s: health %s", as_of, record["seconds"], record["health"])
+    return record
+
+
+def session_instants(cfg: RunConfig, first_day, last_day, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:
+    """Cutoffs (naive UTC, as panels are dated) of the sessions dated ``first_day`` .. ``last_day``
+    whose cutoff is at or before ``until`` (when given)."""
+    from signals.sessions import session_cutoffs, sessions
+
+    s = cfg.signals.sessions
+    days = sessions(s.calendar, start=pd.Timestamp(first_day).date(), end=pd.Timestamp(last_day).date())
+    cutoffs = pd.DatetimeIndex(session_cutoffs(days, s.cutoff, s.tz)).tz_convert("UTC")
+    if until is not None:
+        cutoffs = cutoffs[cutoffs <= until]
+    return list(cutoffs.tz_localize(None))
+
+
+def replay(cfg: RunConfig, first_day, last_day) -> list[dict]:
+    """One :func:`run_day` per session dated ``first_day`` .. ``last_day``, each at its cutoff."""
+    from nlp.progress import Progress
+
+    instants = session_instants(cfg, first_day, last_day)
+    if not instants:
+        raise UsageError(f"no session between {first_day} and {last_day}")
+    return [run_day(cfg, when.tz_localize("UTC")) for when in Progress(instants, desc="replay", unit="session")]
