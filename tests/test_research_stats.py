@@ -98,3 +98,13 @@ def test_mcc_and_accuracy_by_hand():
     y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
     s = _score(_Fixed([1, 0, 1, 0, 1, 0, 1, 0]), np.zeros((8, 1)), y)
     assert s["mcc"] == pytest.approx(0.5) and s["accuracy"] == pytest.approx(0.75) and s["n"] == 8
+
+
+def test_best_ic_ignores_horizons_measured_on_too_few_sessions():
+    from signals.research.runs import best_ic
+
+    rows = [{"feature": "tone", "horizon": 5, "rank_ic": 0.69, "t": 22.3, "sessions": 4},
+            {"feature": "mean_score", "horizon": 21, "rank_ic": 0.09, "t": 1.3, "sessions": 38},
+            {"feature": "mean_score", "horizon": 1, "rank_ic": 0.05, "t": float("nan"), "sessions": 41}]
+    assert best_ic(rows, min_sessions=20)["feature"] == "mean_score"
+    assert best_ic(rows, min_sessions=50) is None

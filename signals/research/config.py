@@ -40,6 +40,8 @@ class TearSheetConfig(BaseModel):
     decay_horizons: tuple[int, ...] = tuple(range(1, 22))
     quantiles: int = Field(5, ge=2)
     min_entities: int = Field(5, ge=3)  # sessions with fewer entities carry no IC / quantile row
+    # a horizon measured on fewer sessions is reported but never named the best (4 sessions once gave |t| 22)
+    min_sessions: int = Field(20, ge=2)
     annualization: int = 252
 
 

@@ -109,13 +109,23 @@ def tearsheet_report(provider: FeatureProvider, prices: Prices, source: str, fea
                                                      f"{feature}: cumulative top-minus-bottom ({h1}-session)", "sum of returns"))
         tradable = ts.summary[ts.summary["tradable"]]
         for _, r in tradable.iterrows():
-            rows.append({"feature": feature, "horizon": int(r["horizon"]), "rank_ic": r["mean_rank_ic"], "t": r["t_rank_ic"]})
+            rows.append({"feature": feature, "horizon": int(r["horizon"]), "rank_ic": r["mean_rank_ic"], "t": r["t_rank_ic"],
+                         "sessions": int(r["sessions"])})
     if rows:
-        best = max(rows, key=lambda r: abs(r["t"]) if np.isfinite(r["t"]) else -1)
-        summary.update(features=len(features), best_feature=best["feature"], best_horizon=best["horizon"],
-                       best_rank_ic=best["rank_ic"], best_t=best["t"])
+        best = best_ic(rows, cfg.tearsheet.min_sessions)
+        summary["features"] = len(features)
+        if best is not None:
+            summary.update(best_feature=best["feature"], best_horizon=best["horizon"], best_rank_ic=best["rank_ic"],
+                           best_t=best["t"])
         report.table("ic_overview", pd.DataFrame(rows), show=False)
     return report, summary
+
+
+def best_ic(rows: list[dict], min_sessions: int) -> dict | None:
+    """The (feature, horizon) with the largest |t| of rank IC among those measured on at least
+    ``min_sessions`` sessions; None when none was."""
+    eligible = [r for r in rows if r["sessions"] >= min_sessions and np.isfinite(r["t"])]
+    return max(eligible, key=lambda r: abs(r["t"])) if eligible else None
 
 
 def market_report(provider: FeatureProvider, factors: pd.DataFrame, sources: list[str], features: list[str],
