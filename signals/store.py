@@ -447,6 +447,12 @@ class FeatureStore:
         return self._insert("scores", scores, SCORE_SCHEMA, ingested_at, feed)
 
     @_file_errors
+    def last_build(self) -> pd.Timestamp | None:
+        """The ``as_of`` of the latest build (None before the first)."""
+        last = self.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
+        return None if last is None else pd.Timestamp(last, unit="us", tz="UTC")
+
+    @_file_errors
     def build(self, as_of=None, model_id: str | None = None, incremental: bool = True) -> pd.DataFrame:
         """Compute daily features from the scores known at ``as_of`` (default now); store a version.
 
@@ -461,9 +467,9 @@ class FeatureStore:
         incremental one, the rows of the keys it recomputed, from their first changed session on.
         """
         t = _aware(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
-        last = self.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
-        if last is not None and t < pd.Timestamp(last, unit="us", tz="UTC"):
-            raise StoreError(f"build as_of {t} precedes the latest build {pd.Timestamp(last, unit='us', tz='UTC')}")
+        last = self.last_build()
+        if last is not None and t < last:
+            raise StoreError(f"build as_of {t} precedes the latest build {last}")
         with self.transaction():
             state = self._build_state(model_id) if incremental else None
             if state is None:

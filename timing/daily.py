@@ -124,12 +124,20 @@ def _score_batch(cfg: RunConfig, batch: Path, counts: dict, model: Path) -> dict
     return out
 
 
+def _build_unless_done(store, added: int, as_of: pd.Timestamp) -> bool:
+    """Build at ``as_of`` unless a re-run of a completed day added nothing to a store already built
+    then (it must not stamp another build); returns whether it built."""
+    if added == 0 and store.last_build() == as_of:
+        return False
+    store.build(as_of)
+    return True
+
+
 def _add_and_build(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_of: pd.Timestamp) -> dict:
     from nlp.scoring.job import read_scores
     from signals.store import FeatureStore
 
     with FeatureStore(folder / "features.duckdb", cfg.signals) as store:
-        last = store.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
         added = 0
         with store.transaction():  # the day's rows and its build land together, or not at all
             for item in cfg.documents.inputs:
@@ -140,10 +148,7 @@ def _add_and_build(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_o
                 scores["ingested_at"] = scores["published_at"] if cfg.documents.arrival == "published" else as_of
                 added += store.add_documents(docs, feed=item.name).added
                 added += store.add_scores(scores, feed=item.name).added
-            # a re-run of a completed day adds nothing and must not stamp another build
-            rebuilt = not (added == 0 and last is not None and pd.Timestamp(last, unit="us", tz="UTC") == as_of)
-            if rebuilt:
-                store.build(as_of)
+            rebuilt = _build_unless_done(store, added, as_of)
         counts = store.counts()
     return {"rows_added": added, "built": rebuilt, **counts}
 
@@ -178,11 +183,8 @@ def _annotate_batch(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_
     keys = ["feed", "source", "doc_id"]
     annotations = annotations.merge(fresh[keys], on=keys)
     with FeatureStore(text_db, cfg.signals) as text:
-        last = text.con.execute("SELECT epoch_us(max(built_at)) FROM builds").fetchall()[0][0]
         with text.transaction():
-            added = text.add_scores(derived_scores(scores, annotations, cfg.annotations)).added
-            if added or last is None or pd.Timestamp(last, unit="us", tz="UTC") != as_of:
-                text.build(as_of)
+            _build_unless_done(text, text.add_scores(derived_scores(scores, annotations, cfg.annotations)).added, as_of)
     return summary(annotations)
 
 

@@ -240,22 +240,14 @@ def from_provider_panel(frame: pd.DataFrame, factors: pd.DataFrame, frequency: s
     """A ``FeatureProvider.panel`` frame + factor returns -> a panel in the timing contract."""
     frame = frame.drop(columns=[c for c in frame.columns if c.endswith("known_at")])
     avail = {c[len("avail_"):]: frame[c] for c in frame.columns if c.startswith("avail_")}
-    columns: dict[str, pd.Series] = {}
-    for col in frame.columns:
-        if col.startswith("avail_"):
-            continue
-        if col.startswith("mkt_"):
-            name, block = "market." + col[len("mkt_"):], "mkt"
-        elif col.startswith("macro_"):
-            name, block = "macro." + col[len("macro_"):], "macro"
-        else:
-            name = "sentiment." + col
-            block = next((b for b in avail if col.startswith(f"{b}_")), None)
-        observed = frame[col].notna()
-        if block in avail:
-            observed &= avail[block].fillna(0).astype(bool)
-        columns[name] = frame[col].astype(float)
-        columns[name + MASK_SUFFIX] = observed.astype(np.float32)
+
+    def name(col: str) -> str:
+        for prefix, group in (("mkt_", "market."), ("macro_", "macro.")):
+            if col.startswith(prefix):
+                return group + col[len(prefix):]
+        return "sentiment." + col
+
+    columns = _with_masks(frame[[c for c in frame.columns if not c.startswith("avail_")]], avail, name)
     returns = factors.reindex(frame.index)[[c for c in factors.columns if c != "RF"]]
     panel = pd.concat([returns, pd.DataFrame(columns, index=frame.index)], axis=1)
     panel = add_activity_indicator(panel, frequency)
@@ -288,13 +280,21 @@ def text_block(cfg: DataConfig, signals: SignalsConfig, dates: pd.DatetimeIndex)
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith((f"{key}_", f"avail_{key}")) or c.endswith("known_at")])
     avail = {c[len("avail_"):]: frame.pop(c) for c in [c for c in frame.columns if c.startswith("avail_")]}
     frame = net_analyst(frame)
-    out = {}
+    return pd.DataFrame(_with_masks(frame, avail, lambda col: f"text.{col}"), index=frame.index).reindex(dates)
+
+
+def _with_masks(frame: pd.DataFrame, avail: dict[str, pd.Series], name) -> dict[str, pd.Series]:
+    """Each column as ``name(col)`` and its ``__mask``: observed where not NaN and its block
+    (``avail_<block>``, the prefix of the column) has started."""
+    out: dict[str, pd.Series] = {}
     for col in frame.columns:
-        block = max((b for b in avail if col.startswith(f"{b}_")), key=len, default=None)
-        observed = frame[col].notna() & (avail[block].fillna(0).astype(bool) if block else True)
-        out[f"text.{col}"] = frame[col].astype(float)
-        out[f"text.{col}{MASK_SUFFIX}"] = observed.astype(np.float32)
-    return pd.DataFrame(out, index=frame.index).reindex(dates)
+        block = next((b for b in avail if col.startswith(f"{b}_")), None)
+        observed = frame[col].notna()
+        if block is not None:
+            observed &= avail[block].fillna(0).astype(bool)
+        out[name(col)] = frame[col].astype(float)
+        out[name(col) + MASK_SUFFIX] = observed.astype(np.float32)
+    return out
 
 
 def _source_panel(cfg: DataConfig, signals: SignalsConfig) -> pd.DataFrame:
