@@ -41,6 +41,7 @@ def test_finetune_end_to_end_roundtrip(tmp_path, method):
     meta = read_meta(out)
     assert meta.kind == method and meta.extra["command"] == "test"
     assert meta.extra["data"]["train_rows"] == len(TINY)
+    assert meta.extra["validation_set"] == "+".join(cfg.val_sets)  # every set, for the numeric check
     assert len(meta.extra["data"]["train_sha256"]) == 64
     # Loss went down on the data it was trained on.
     after = _train_loss(sm.model, sm.tokenizer, TINY)

@@ -101,6 +101,8 @@ def test_auto_is_fp32_until_the_check_runs_and_the_check_is_cached(tiny_model, t
     scorer.predict_proba(ODD)  # fills the dedup cache, which a change of path must empty
     record = scorer.check_numeric()
     assert record_file.exists() and record["validation_set"] == "sample:labeled"
+    assert record["paths"]["fp32"]["agreement_with_fp32"] == 1.0
+    assert all(0 <= r["agreement_with_fp32"] <= 1 for r in record["paths"].values())
     assert scorer.numeric == choose(record)
     assert np.array_equal(scorer.predict_proba(ODD), Scorer.load(model, numeric=scorer.numeric).predict_proba(ODD))
     again = Scorer.load(model, check=True)  # reads the record instead of checking again
@@ -112,3 +114,15 @@ def test_import_nlp_stays_cheap():
     code = ("import sys, nlp; assert 'torch' not in sys.modules and 'nlp.scorer' not in sys.modules; "
             "assert nlp.Scorer.__name__ == 'Scorer' and 'Scorer' in dir(nlp)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_models_check_numeric_paths_on_every_validation_set(name):
+    """The numeric check reads every validation set a model was tuned on: one PhraseBank split
+    (495 sentences) made 0.5 points a matter of 2.5 sentences."""
+    from nlp.models import model_path
+    from nlp.models.artifact import read_meta
+    from nlp.scoring.numeric import validation_set_of
+
+    meta = read_meta(model_path(name))
+    assert validation_set_of(meta).split("+") == meta.extra["config"]["val_sets"]

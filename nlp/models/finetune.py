@@ -344,8 +344,9 @@ def finetune(
             "val_sha256": frame_hash(val),
         },
         "split_manifests_sha256": split_manifest_hashes(),
-        # Single names the scoring engine's numeric-path check reads (nlp.scoring.numeric).
-        "validation_set": cfg.val_sets[0],
+        # The names the scoring engine's numeric-path check reads (nlp.scoring.numeric): every
+        # validation set, joined by "+", since one PhraseBank split (495 rows) is too few.
+        "validation_set": "+".join(cfg.val_sets),
         "calibration_set": cfg.train_sets[0],
         "torch": torch.__version__,
         **(extra or {}),
