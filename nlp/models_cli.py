@@ -32,8 +32,12 @@ ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_lo
 
 
 def _user_errors():
-    """The models package reports bad sets, rows, labels and artifacts with builtin exceptions."""
-    return usage_errors(ValueError, KeyError, FileNotFoundError, RuntimeError)
+    """The models package reports bad sets, rows, labels and artifacts with builtin exceptions.
+
+    Not RuntimeError: nothing here raises it for bad input, while torch raises it for its own
+    failures (out of memory, a kernel or shape error), which are bugs or resources (exit 1).
+    """
+    return usage_errors(ValueError, KeyError, FileNotFoundError)
 
 
 def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:

@@ -131,3 +131,25 @@ def test_text_period_check_compares_the_model_with_the_documents(tmp_path):
     with pytest.raises(UsageError, match="overlaps"):
         check_text_period(model_path("fast"), overlap, allow=False)
     assert check_text_period(model_path("fast"), overlap, allow=True)["overlap_allowed"] is True
+
+
+def test_stage_keys_cover_the_code_that_builds_each_stage(tmp_path, monkeypatch):
+    """A run folder written by other code is rebuilt, not reported as cached."""
+    import shutil
+
+    from timing import stage_cache
+
+    pkg = tmp_path / "pkg_under_test"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "stage.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = stage_cache.code_digest("pkg_under_test")
+    assert stage_cache.code_digest("signals") != stage_cache.code_digest("timing")
+    stage_cache.code_digest.cache_clear()
+    (pkg / "stage.py").write_text("X = 2\n")
+    assert stage_cache.code_digest("pkg_under_test") != before
+    stage_cache.code_digest.cache_clear()
+    shutil.copy(pkg / "stage.py", pkg / "more.py")
+    (pkg / "stage.py").write_text("X = 1\n")
+    assert stage_cache.code_digest("pkg_under_test") != before  # a new file counts too

@@ -23,7 +23,7 @@ from nlp.readers.documents import ColumnMapping, read_documents, write_documents
 from nlp.rejects import Rejects, atomic_write_text
 from timing.config import TimingConfig
 from timing.run_config import RunConfig, stage_timing_config
-from timing.stage_cache import PARTIAL, cached_stage, check_owned, file_digest, remove_stage, stage_key
+from timing.stage_cache import PARTIAL, cached_stage, check_owned, code_digest, file_digest, remove_stage, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
     summaries: dict[str, dict] = {}
 
     inputs = [(i.model_dump(mode="json"), file_digest(i.resolve()[0])) for i in cfg.documents.inputs]
-    k_docs = stage_key("documents", inputs)
+    k_docs = stage_key("documents", inputs, code_digest("nlp"))
     summaries["documents"] = cached_stage(root / "documents", k_docs, lambda f: _documents_stage(cfg, f))
 
     periods = check_text_period(model, root / "documents", cfg.scoring.allow_text_overlap)
@@ -240,13 +240,13 @@ def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
                                        lambda f: _scores_stage(cfg, root / "documents", model, f), resume=True)
 
     k_feat = stage_key("features", k_scores, cfg.documents.arrival, cfg.signals.model_dump(mode="json"),
-                       cfg.annotations.model_dump(mode="json"))
+                       cfg.annotations.model_dump(mode="json"), code_digest("signals"))
     summaries["features"] = cached_stage(root / "features", k_feat,
                                          lambda f: _features_stage(cfg, root / "documents", root / "scores", f))
 
     # an edited market, macro or predictor file recomputes the stage, as an edited input does
     data_files = [file_digest(p) for p in _local_data_files(tcfg)]
-    k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"), data_files)
+    k_timing = stage_key("timing", k_feat, tcfg.model_dump(mode="json"), data_files, code_digest("timing"))
     summaries["timing"] = cached_stage(root / "timing", k_timing, lambda f: _timing_stage(cfg, tcfg, f))
 
     return _summary(cfg, summaries, root / "timing", periods)
