@@ -15,15 +15,9 @@ from typing import Optional
 
 import typer
 
-from nlp.errors import usage_errors
 from signals.config import DEFAULT_CONFIG
 
 features_app = typer.Typer(help="Point-in-time daily sentiment features in a DuckDB feature store.", no_args_is_help=True)
-
-
-# pandas and the store report a bad --as-of/--start or name as ValueError: bad input here (exit 2).
-# Store and contract errors already are nlp.errors classes; the CLI's one handler prints them all.
-_run = usage_errors(ValueError)
 
 
 def _instant(value: str | None, option: str):
@@ -32,14 +26,17 @@ def _instant(value: str | None, option: str):
 
     from nlp.errors import UsageError
 
+    hint = f"e.g. {option} 2017-01-31T21:00:00Z"
     try:
-        return pd.Timestamp(value) if value else None
+        t = pd.Timestamp(value) if value else None
     except ValueError as exc:
-        raise UsageError(f"{option} {value!r} is not an ISO instant: {exc}", hint=f"e.g. {option} 2017-01-31T21:00:00Z") from exc
+        raise UsageError(f"{option} {value!r} is not an ISO instant: {exc}", hint=hint) from exc
+    if t is not None and t.tzinfo is None:
+        raise UsageError(f"{option} {value!r} has no UTC offset: an instant is ambiguous without one", hint=hint)
+    return t
 
 
 @features_app.command("build")
-@_run
 def build(
     scores: str = typer.Option(..., help="Score Parquet file, folder (read recursively; a scoring job's --out "
                                "folder is read from its scores/) or glob."),
@@ -78,7 +75,6 @@ def build(
 
 
 @features_app.command("show")
-@_run
 def show(
     db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store file."),
     entity: list[str] = typer.Option(None, help="Entity (ticker or __MARKET__); repeatable."),
@@ -95,9 +91,10 @@ def show(
 
     from signals.store import FeatureStore
 
+    t = _instant(as_of, "--as-of")  # options are checked before the store is opened
     with FeatureStore(db, read_only=True) as store:
         read = store.monthly if monthly else store.daily
-        out = read(start, end, entity or None, source or None, feature or None, _instant(as_of, "--as-of"))
+        out = read(start, end, entity or None, source or None, feature or None, t)
     if out.empty:
         typer.echo("no feature rows for this selection")
         return
@@ -106,7 +103,6 @@ def show(
 
 
 @features_app.command("export")
-@_run
 def export(
     table: str = typer.Option("daily_features", help="documents, scores, daily_features or builds."),
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically)."),
@@ -116,13 +112,13 @@ def export(
     """Export one table to Parquet."""
     from signals.store import FeatureStore
 
+    t = _instant(as_of, "--as-of")
     with FeatureStore(db, read_only=True) as store:
-        path = store.export(table, out, as_of=_instant(as_of, "--as-of"))
+        path = store.export(table, out, as_of=t)
     typer.echo(f"wrote {path}")
 
 
 @features_app.command("annotate")
-@_run
 def annotate(
     db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store whose documents and scores are annotated."),
     text_db: Path = typer.Option(..., "--text-db", help="Store of the derived sources to create (its folder gets annotations.parquet)."),
@@ -145,7 +141,6 @@ def annotate(
 
 
 @features_app.command("health")
-@_run
 def health(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for health.md, health.png and the health.parquet history."),
     db: Path = typer.Option(DEFAULT_CONFIG.db_path, help="Feature store file."),

@@ -191,7 +191,7 @@ def compute_features(
     """
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
     if as_of_ts is not None and as_of_ts.tzinfo is None:
-        raise ValueError("as_of must be timezone-aware")
+        raise UsageError("as_of must be timezone-aware", hint="e.g. 2017-01-31T21:00:00Z")
     where = ["ingested_at <= $as_of"] if as_of_ts is not None else []
     if model_id is not None:
         where.append("model_id = $model_id")

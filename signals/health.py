@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from nlp.errors import UsageError
+
 STATUSES = ("ok", "info", "warn", "breach")
 
 
@@ -239,7 +241,8 @@ def check_store(db: Path, as_of: pd.Timestamp, out: Path, jobs: list[Path] = (),
         scores = store.score_rows(as_of)
         scfg = store.cfg.sessions
     if scores.empty:
-        raise ValueError(f"the store {db} holds no score rows known at {as_of}")
+        raise UsageError(f"the store {db} holds no score rows known at {as_of}",
+                         hint="build the store first (altsignal features build), or give a later --as-of")
     calendar = sessions(scfg.calendar, end=as_of)
     calendar = calendar[session_cutoffs(calendar, scfg.cutoff, scfg.tz) <= as_of]
     read, rejects, fingerprint = job_inputs(list(jobs))

@@ -15,6 +15,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SessionConfig
 from signals.market import close_instant
 
@@ -54,7 +55,7 @@ def assign_session(
     """
     ts = pd.Series(published_at)
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
-        raise ValueError(f"published_at must be timezone-aware, got dtype {ts.dtype}")
+        raise UsageError(f"published_at must be timezone-aware, got dtype {ts.dtype}")
     local = ts.dt.tz_convert(tz)
     t = time.fromisoformat(cutoff)
     cut = pd.Timedelta(hours=t.hour, minutes=t.minute)
@@ -67,7 +68,7 @@ def assign_session(
     if valid.any():
         lo, hi = candidate[valid].min(), candidate[valid].max()
         if lo < all_[0] or hi > all_[-1]:
-            raise ValueError(
+            raise UsageError(
                 f"published_at spans {lo.date()}..{hi.date()}, outside the {calendar} calendar "
                 f"({all_[0].date()}..{all_[-1].date()})"
             )

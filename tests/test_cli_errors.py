@@ -260,3 +260,22 @@ def test_old_output_dir_spelling_warns_and_still_works(tmp_path):
     assert "--output-dir" not in _cli("run", "--help").output and "--out" in _cli("run", "--help").output
     line = _one_error_line(_cli("run", "--out", str(afile), "--output-dir", str(afile)))
     assert "give only --out" in line
+
+
+def test_features_commands_tell_bad_input_from_bugs(tmp_path, monkeypatch):
+    """Bad input is found where it is read (exit 2, one line); any other ValueError in a features
+    command is a bug (exit 1), not a usage error."""
+    db = tmp_path / "none.duckdb"
+    line = _one_error_line(_cli("features", "show", "--db", str(db), "--as-of", "2017-01-31"))
+    assert "--as-of '2017-01-31' has no UTC offset" in line
+    line = _one_error_line(_cli("features", "show", "--db", str(db), "--as-of", "yesterday-ish"))
+    assert "is not an ISO instant" in line
+
+    import signals.store
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(signals.store.FeatureStore, "__init__", broken)
+    res = _cli("features", "show", "--db", str(db))
+    assert res.exit_code == EXIT_BUG and "unexpected ValueError" in res.output and "this is a bug" in res.output
