@@ -18,9 +18,6 @@ Exit codes (documented in the README, stable for schedulers):
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 EXIT_OK = 0
 EXIT_BUG = 1
 EXIT_USAGE = 2
@@ -44,6 +41,18 @@ class UsageError(AltsignalError, ValueError):
     """A bad option, input file, output folder or configuration (exit 2)."""
 
 
+class UnknownNameError(UsageError, KeyError):
+    """An unknown set, split, preset or baseline name (exit 2); still a ``KeyError`` to callers."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(UsageError, FileNotFoundError):
+    """A file or folder the user named is missing or is not what it should be (exit 2); still a
+    ``FileNotFoundError`` to callers."""
+
+
 class StoreBusyError(AltsignalError):
     """The feature store is locked by another process, or cannot be opened (exit 3)."""
 
@@ -57,25 +66,3 @@ def describe_validation(exc, where: str) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
     return f"{where}: " + "; ".join(parts)
-
-
-@contextmanager
-def usage_errors(*types: type[Exception]) -> Iterator[None]:
-    """Re-raise ``types`` as :class:`UsageError` (exit 2); usable as a decorator too.
-
-    For commands whose library calls report bad input with builtin exceptions (an unknown set
-    name as ``KeyError``, a bad option value as ``ValueError``): the CLI then prints them through
-    its one handler like any other error the user can fix.
-    """
-    from pydantic import ValidationError
-
-    try:
-        yield
-    except AltsignalError:
-        raise
-    except types as exc:
-        if isinstance(exc, ValidationError):
-            message = describe_validation(exc, f"invalid {exc.title}")
-        else:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise UsageError(str(message)) from exc

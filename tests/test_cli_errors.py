@@ -279,3 +279,24 @@ def test_features_commands_tell_bad_input_from_bugs(tmp_path, monkeypatch):
     monkeypatch.setattr(signals.store.FeatureStore, "__init__", broken)
     res = _cli("features", "show", "--db", str(db))
     assert res.exit_code == EXIT_BUG and "unexpected ValueError" in res.output and "this is a bug" in res.output
+
+
+def test_models_commands_tell_bad_input_from_bugs(tmp_path, monkeypatch):
+    """Unknown names and bad options are usage errors raised where they are found; a ValueError
+    or RuntimeError from deeper down (torch, a bug) is not turned into one."""
+    line = _one_error_line(_cli("models", "eval", "nosuch:set", "-o", str(tmp_path / "a")))
+    assert line.startswith("error: unknown labeled set 'nosuch:set'")  # no KeyError quotes
+    line = _one_error_line(_cli("models", "eval", "sample:labeled", "--label-map", "{oops", "-o", str(tmp_path / "b")))
+    assert "bad --label-map" in line
+    line = _one_error_line(_cli("models", "explain", "Profit rose.", "-m", str(tmp_path / "not_a_model")))
+    assert "is not an altsignal model artifact" in line
+
+    import nlp.models.evaluate
+
+    for exc in (ValueError("an internal inconsistency"), RuntimeError("a kernel failed")):
+        def broken(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(nlp.models.evaluate, "evaluate", broken)
+        res = _cli("models", "eval", "sample:labeled", "-o", str(tmp_path / "c"))
+        assert res.exit_code == EXIT_BUG and "this is a bug" in res.output, res.output

@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from nlp.contracts import LABELS
-from nlp.errors import UsageError
+from nlp.errors import MissingFileError, UsageError
 from nlp.models import META_FILE, PACKAGED_MINILM
 
 
@@ -83,7 +83,7 @@ def keep_layers(model: PreTrainedModel, layers: list[int]) -> None:
     """Drop every encoder layer not in ``layers`` (BERT-style ``base_model.encoder.layer``)."""
     stack = model.base_model.encoder.layer
     if max(layers) >= len(stack):
-        raise ValueError(f"base has {len(stack)} layers; cannot keep {layers}")
+        raise UsageError(f"base has {len(stack)} layers; cannot keep {layers}")
     model.base_model.encoder.layer = torch.nn.ModuleList(stack[i] for i in layers)
     model.config.num_hidden_layers = len(layers)
 
@@ -127,7 +127,7 @@ def store_adapter_in_fp16(adapter_dir: Path) -> None:
 def read_meta(path: str | Path) -> ModelMeta:
     meta_path = Path(path) / META_FILE
     if not meta_path.exists():
-        raise FileNotFoundError(f"{path} is not an altsignal model artifact (no {META_FILE})")
+        raise MissingFileError(f"{path} is not an altsignal model artifact (no {META_FILE})")
     return ModelMeta(**json.loads(meta_path.read_text()))
 
 
@@ -149,7 +149,7 @@ def route_for_source(path: str | Path, source: str | None) -> Path:
         raise UsageError(f"{path}: routing for source {source!r} points to {sub!r}, outside the model folder",
                          hint="routes in extra.routing must be subfolders of the model folder")
     if not (target / META_FILE).exists():
-        raise FileNotFoundError(f"{path}: routing for source {source!r} points to {target}, which is not an artifact")
+        raise MissingFileError(f"{path}: routing for source {source!r} points to {target}, which is not an artifact")
     return target
 
 
@@ -163,7 +163,6 @@ def load_classifier(path: str | Path, merge_lora: bool = True) -> SentimentModel
     meta = read_meta(path)
     if meta.kind == "lora":
         from peft import PeftModel
-
         from transformers.utils import logging as hf_logging
 
         # The fresh head's "newly initialized" load report is noise here: the adapter replaces it.
@@ -180,7 +179,7 @@ def load_classifier(path: str | Path, merge_lora: bool = True) -> SentimentModel
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
     else:
-        raise ValueError(f"{path}: unknown model kind {meta.kind!r}; expected 'full' or 'lora'")
+        raise UsageError(f"{path}: unknown model kind {meta.kind!r}; expected 'full' or 'lora'")
     model.eval()
     return SentimentModel(tokenizer=tokenizer, model=model, meta=meta)
 

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from nlp.contracts import LABELS
+from nlp.errors import UnknownNameError, UsageError
 
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 NEG, NEU, POS = (LABEL_INDEX[l] for l in ("negative", "neutral", "positive"))
@@ -24,7 +25,7 @@ NEG, NEU, POS = (LABEL_INDEX[l] for l in ("negative", "neutral", "positive"))
 def _as_index(labels) -> np.ndarray:
     unknown = sorted({str(l) for l in labels} - set(LABELS))
     if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
+        raise UsageError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
     return np.array([LABEL_INDEX[l] for l in labels], dtype=int)
 
 
@@ -154,4 +155,4 @@ def make_baseline(name: str) -> _SentimentBaseline:
     try:
         return BASELINES[name]()
     except KeyError:
-        raise KeyError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}") from None
+        raise UnknownNameError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}") from None

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nlp.errors import UsageError
 from nlp.models.artifact import load_classifier, read_meta
 from nlp.models.training import TokenizedSet, predict_logits
 from nlp.rejects import Rejects, atomic_path
@@ -45,7 +46,7 @@ def parse_unlabeled_spec(spec: str) -> tuple[str, int]:
     """``"social:20000"`` -> ("social", 20000)."""
     name, _, n = spec.partition(":")
     if name not in UNLABELED_PRESETS or not n.isdigit() or int(n) < 1:
-        raise ValueError(f"bad unlabeled spec {spec!r}: expected <{'|'.join(UNLABELED_PRESETS)}>:<rows>, e.g. social:20000")
+        raise UsageError(f"bad unlabeled spec {spec!r}: expected <{'|'.join(UNLABELED_PRESETS)}>:<rows>, e.g. social:20000")
     return name, int(n)
 
 
@@ -120,7 +121,6 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
     ``max_length``: students that differ only in training knobs share one labeling pass.
     """
     from nlp.progress import Progress
-
     from nlp.scoring.backends import artifact_hash, cache_dir
 
     key = hashlib.sha256(json.dumps([[artifact_hash(t) for t in teachers], max_length, texts]).encode()).hexdigest()

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nlp.errors import UsageError
+
 
 @dataclass
 class Explanation:
@@ -44,10 +46,10 @@ def explain(sm, text: str, target: str | None = None, n_steps: int = 50) -> Expl
     from captum.attr import LayerIntegratedGradients
 
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("explain needs a non-empty text")
+        raise UsageError("explain needs a non-empty text")
     labels = list(sm.meta.labels)
     if target is not None and target not in labels:
-        raise ValueError(f"unknown target label {target!r}; expected one of {labels}")
+        raise UsageError(f"unknown target label {target!r}; expected one of {labels}")
     tok = sm.tokenizer
     enc = tok(text, truncation=True, max_length=sm.meta.max_length, return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]

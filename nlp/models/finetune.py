@@ -34,6 +34,7 @@ import torch
 
 from nlp import lifecycle
 from nlp.contracts import LABELS
+from nlp.errors import UsageError
 from nlp.models.artifact import ModelMeta, load_base_for_classification, save_classifier
 from nlp.models.config import FinetuneConfig
 from nlp.models.distill import joined_period, labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
@@ -195,7 +196,7 @@ def train_classifier(
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if len(train) == 0:
-        raise ValueError("empty training set")
+        raise UsageError("empty training set")
     if soft is not None and len(soft) != len(train):
         raise ValueError(f"soft targets for {len(soft)} rows but {len(train)} training rows")
     if cfg.max_train_examples and len(train) > cfg.max_train_examples:

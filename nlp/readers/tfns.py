@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nlp.errors import UnknownNameError
 from nlp.paths import dataset_path
 from nlp.readers.labeled_table import read_labeled_table
 from nlp.rejects import Rejects
@@ -21,7 +22,7 @@ LABEL_MAP = {"0": "negative", "1": "positive", "2": "neutral"}
 
 def file_path(part: str) -> Path:
     if part not in FILES:
-        raise KeyError(f"unknown TFNS file {part!r}; known: {list(FILES)}")
+        raise UnknownNameError(f"unknown TFNS file {part!r}; known: {list(FILES)}")
     return dataset_path(DATASET, FILES[part])
 
 
