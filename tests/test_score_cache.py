@@ -2,6 +2,8 @@
 scores nothing; writers never collide; anything that changes a score changes the key."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -102,3 +104,58 @@ def test_cli_reuses_scores_across_jobs_and_no_cache_turns_it_off(tiny_model, tmp
     assert ", 0 computed" in score("second")
     assert "score cache" not in score("third", "--no-cache")
     pd.testing.assert_frame_equal(_rows(tmp_path / "third"), _rows(tmp_path / "second"), check_exact=True)
+
+
+def test_compaction_keeps_every_row_and_leaves_parts_added_meanwhile(tmp_path, monkeypatch):
+    cache = ScoreCache(tmp_path, "fp", 3)
+    batches = [[text_key(f"t{i}") for i in range(j, j + 4)] for j in (0, 2, 4)]  # overlapping keys
+    for j, keys in enumerate(batches):
+        cache.add(keys, _scored(len(keys), seed=0))
+    everything = sorted({k for keys in batches for k in keys})
+    before = cache.lookup(everything)
+    snapshot = cache.parts()
+    late = [text_key("added while compacting")]
+    real_parts = ScoreCache.parts
+
+    def parts_then_a_late_writer(self):  # another job adds a part right after the compaction listed them
+        listed = real_parts(self)
+        ScoreCache(tmp_path, "fp", 3).add(late, _scored(1, seed=1))
+        return listed
+
+    monkeypatch.setattr(ScoreCache, "parts", parts_then_a_late_writer)
+    assert cache.compact() == 3
+    monkeypatch.setattr(ScoreCache, "parts", real_parts)
+    left = cache.parts()
+    assert len(left) == 2 and not set(snapshot) & set(left)  # the merged part and the late one
+    after = cache.lookup(everything + late)
+    assert sorted(after) == sorted(everything + late)
+    for k in everything:
+        np.testing.assert_array_equal(after[k][0], before[k][0])
+        assert after[k][1:] == before[k][1:]
+    assert cache.compact(min_parts=3) == 0  # below the threshold: nothing happens
+
+
+def test_a_compaction_that_loses_a_race_changes_nothing(tmp_path, monkeypatch):
+    cache = ScoreCache(tmp_path, "fp", 3)
+    for seed in (0, 1):
+        cache.add([text_key(f"s{seed}")], _scored(1, seed=seed))
+    present = cache.parts()
+    monkeypatch.setattr(ScoreCache, "parts", lambda self: present + [self.folder / "part-gone.parquet"])
+    assert cache.compact() == 0
+    assert all(p.exists() for p in present)
+
+
+def test_a_job_compacts_a_cache_of_many_parts(tiny_model, tmp_path, monkeypatch):
+    import nlp.scoring.score_cache as score_cache
+
+    monkeypatch.setenv("ALTSIGNAL_SCORE_CACHE", str(tmp_path / "cache"))
+    first = _job(tiny_model, tmp_path / "a", use_cache=True, chunk_rows=7)  # one part per chunk
+    folder = Path(first["score_cache"]["folder"])
+    assert folder.parent == tmp_path / "cache"
+    n_parts = len(list(folder.glob("part-*.parquet")))
+    assert n_parts > 2 and first["score_cache"]["parts_compacted"] == 0
+    monkeypatch.setattr(score_cache, "COMPACT_AT", 2)
+    second = _job(tiny_model, tmp_path / "b", use_cache=True, chunk_rows=5)
+    assert second["score_cache"]["misses"] == 0 and second["score_cache"]["parts_compacted"] == n_parts
+    assert len(list(folder.glob("part-*.parquet"))) == 1
+    pd.testing.assert_frame_equal(_rows(tmp_path / "b"), _rows(tmp_path / "a"), check_exact=True)

@@ -347,9 +347,15 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
             for line in p.read_text().splitlines():
                 all_rejects.add(**json.loads(line))
     all_rejects.write(out / "rejects.jsonl")
+    compacted = 0
+    if cache is not None:
+        from nlp.scoring.score_cache import COMPACT_AT
+
+        compacted = cache.compact(min_parts=COMPACT_AT)
     manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(), numeric=engine.numeric,
                     counts=counts.__dict__, score_cache=None if cache is None else
-                    {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses},
+                    {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses,
+                     "parts_compacted": compacted},
                     reject_reasons=all_rejects.counts(), files=[str(f) for f in files],
                     unreadable_files=[{"path": r.source, "reason": r.reason} for r in unreadable.items])
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")

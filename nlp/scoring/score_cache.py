@@ -14,7 +14,9 @@ Storage: ``<cache root>/<fingerprint>/part-<uuid>.parquet``. A part is written o
 (temp file + rename) and never changed, so any number of processes can read and add parts at
 the same time without a lock; two processes that score the same new text both add it and the
 values are equal, so duplicates are harmless and lookups keep one. DuckDB answers a lookup with a
-semi-join of the wanted keys against all parts of the fingerprint. The cache root is
+semi-join of the wanted keys against all parts of the fingerprint. A lookup reads every part, and
+each job (a daily run is one) adds a few, so a job that finds :data:`COMPACT_AT` parts or more
+merges them into one when it ends (:meth:`ScoreCache.compact`, also lock-free). The cache root is
 ``$ALTSIGNAL_SCORE_CACHE``, else ``$ALTSIGNAL_CACHE/scores`` (default ``~/.cache/altsignal/scores``);
 deleting it only costs speed. Decision: Parquet parts rather than a table in the feature store,
 because the store allows one writer at a time while scoring jobs run side by side.
@@ -35,6 +37,10 @@ import pyarrow.parquet as pq
 from nlp.scoring.engine import Scored, normalize_text
 
 log = logging.getLogger(__name__)
+
+COMPACT_AT = 64  # parts of one fingerprint from which a finished job merges them
+_ROWS = ("SELECT key, any_value(probs) AS probs, any_value(n_tokens) AS n_tokens, "
+         "any_value(truncated) AS truncated FROM read_parquet(?)")
 
 
 def default_root() -> Path:
@@ -73,40 +79,73 @@ class ScoreCache:
 
     def lookup(self, keys: list[str]) -> dict[str, tuple[np.ndarray, int, bool]]:
         """The cached rows among ``keys``."""
-        if not keys or not self.folder.is_dir() or not any(self.folder.glob("part-*.parquet")):
-            return {}
         import duckdb
 
-        con = duckdb.connect()
-        try:
-            con.register("wanted", pa.table({"key": pa.array(sorted(set(keys)), pa.string())}))
-            found = con.sql(
-                "SELECT key, any_value(probs) AS probs, any_value(n_tokens) AS n_tokens, "
-                "any_value(truncated) AS truncated FROM read_parquet(?) SEMI JOIN wanted USING (key) GROUP BY key",
-                params=[str(self.folder / "part-*.parquet")],
-            ).to_arrow_table()
-        finally:
-            con.close()
+        for attempt in range(3):
+            if not keys or not self.parts():
+                return {}
+            con = duckdb.connect()
+            try:
+                con.register("wanted", pa.table({"key": pa.array(sorted(set(keys)), pa.string())}))
+                found = con.sql(f"{_ROWS} SEMI JOIN wanted USING (key) GROUP BY key",
+                                params=[str(self.folder / "part-*.parquet")]).to_arrow_table()
+                break
+            except duckdb.IOException:  # a compaction deleted a part after the glob: its rows are in the new one
+                if attempt == 2:
+                    raise
+            finally:
+                con.close()
         probs = np.asarray(found["probs"].to_pylist(), dtype=np.float32).reshape(-1, self.n_labels)
         return {k: (probs[i], n, t) for i, (k, n, t) in enumerate(zip(found["key"].to_pylist(),
                                                                         found["n_tokens"].to_pylist(),
                                                                         found["truncated"].to_pylist()))}
 
+    def parts(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
+
     def add(self, keys: list[str], scored: Scored) -> None:
         """Write rows for ``keys`` as one new part (atomically)."""
         if not keys:
             return
-        table = pa.table({
+        self._write(pa.table({
             "key": pa.array(keys, pa.string()),
             "probs": pa.array(list(scored.probs.astype(np.float32)), pa.list_(pa.float32())),
             "n_tokens": pa.array(scored.n_tokens, pa.int32()),
             "truncated": pa.array(scored.truncated, pa.bool_()),
-        })
+        }))
+
+    def _write(self, table: pa.Table) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = self.folder / f".{name}.tmp"
         pq.write_table(table, tmp)
         tmp.replace(self.folder / name)
+
+    def compact(self, min_parts: int = 2) -> int:
+        """Merge the parts there are now into one part, one row per text; return how many were merged.
+
+        No lock, like :meth:`add`: the merged part is in place before the parts it replaces are
+        deleted, so every row stays visible to lookups at every instant, and parts that other jobs
+        add meanwhile are left alone. When another compaction deletes a part first, this one gives
+        up (returns 0) and changes nothing.
+        """
+        import duckdb
+
+        old = self.parts()
+        if len(old) < min_parts:
+            return 0
+        con = duckdb.connect()
+        try:
+            merged = con.sql(f"{_ROWS} GROUP BY key ORDER BY key", params=[[str(p) for p in old]]).to_arrow_table()
+        except duckdb.IOException:
+            return 0
+        finally:
+            con.close()
+        self._write(merged)
+        for p in old:
+            p.unlink(missing_ok=True)
+        log.info("score cache %s: %d parts merged into one (%d texts)", self.folder, len(old), merged.num_rows)
+        return len(old)
 
     def wrap(self, score):
         """A scorer ``texts -> Scored`` that asks ``score`` only for texts this cache lacks."""
