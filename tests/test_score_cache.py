@@ -108,10 +108,13 @@ def test_cli_reuses_scores_across_jobs_and_no_cache_turns_it_off(tiny_model, tmp
 
 def test_compaction_keeps_every_row_and_leaves_parts_added_meanwhile(tmp_path, monkeypatch):
     cache = ScoreCache(tmp_path, "fp", 3)
-    batches = [[text_key(f"t{i}") for i in range(j, j + 4)] for j in (0, 2, 4)]  # overlapping keys
-    for j, keys in enumerate(batches):
-        cache.add(keys, _scored(len(keys), seed=0))
-    everything = sorted({k for keys in batches for k in keys})
+    # Overlapping batches; a text gets the same row in every part, as a deterministic model gives it
+    # (lookups take any one row per text, so rows that differed would make the comparison a coin toss).
+    rows = _scored(8, seed=0)
+    for j in (0, 2, 4):
+        ids = list(range(j, j + 4))
+        cache.add([text_key(f"t{i}") for i in ids], Scored(rows.probs[ids], rows.n_tokens[ids], rows.truncated[ids]))
+    everything = sorted(text_key(f"t{i}") for i in range(8))
     before = cache.lookup(everything)
     snapshot = cache.parts()
     late = [text_key("added while compacting")]
