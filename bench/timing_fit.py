@@ -39,12 +39,13 @@ def daily(n_jobs: int) -> dict:
         "data": base.data.model_copy(update={"source": "parquet", "path": Path("unused"), "start": "2000-01-01",
                                              "end": "2030-12-31"}),
         "walkforward": base.walkforward.model_copy(update={"n_jobs": n_jobs}),
+        "explain": base.explain.model_copy(update={"level": "full"}),
     })
     from joblib.externals.loky import get_reusable_executor
 
     panel = synthetic_daily_panel(n=1800, n_features=185, seed=0)
     t, cpu = time.perf_counter(), time.process_time()
-    result = run_backtest(cfg, panel, progress=False, explain=True)
+    result = run_backtest(cfg, panel, progress=False)
     total = time.perf_counter() - t
     get_reusable_executor().shutdown(wait=True)  # reap the workers so their CPU time is counted
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)

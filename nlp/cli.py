@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from nlp import lifecycle
 from nlp.errors import EXIT_BUG, EXIT_SIGINT, EXIT_USAGE, AltsignalError, describe_validation
+from nlp.progress import quiet_third_party
 
 _FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 _verbose = False  # set by the root callback; read by the error handler
@@ -95,9 +96,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail; show tracebacks.")) -> None:
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                        help="Log debug detail, third-party progress and warnings; show tracebacks.")) -> None:
     global _verbose
     _verbose = verbose
+    quiet_third_party(verbose)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,4 +1,4 @@
-"""Options that several commands share, declared once (README, "CLI vocabulary").
+"""Options that several commands share, declared once (docs/configuration.md, "CLI vocabulary").
 
 Decisions:
 

@@ -107,7 +107,9 @@ def load_cmd(
     from pydantic import ValidationError
 
     from nlp.errors import UsageError, describe_validation
+    from nlp.paths import check_distinct
     from nlp.readers.documents import PRESETS, ColumnMapping, iter_documents, write_documents
+    from nlp.readers.records import expand_paths
     from nlp.rejects import Rejects
 
     id_col = renamed_option(id_col, doc_id, "--id-col", "--doc-id")
@@ -136,6 +138,7 @@ def load_cmd(
     except ValidationError as exc:
         raise UsageError(describe_validation(exc, "bad column mapping option"), hint="see `altsignal data load --help`") from exc
 
+    check_distinct({"--out": out, "--rejects": rejects_path}, {"the input": expand_paths(paths)})
     rejects = Rejects()
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:

@@ -6,7 +6,7 @@ single line, ``error: <message>`` plus ``hint: <hint>`` when there is one, and e
 ``exit_code``; any other exception is a bug: one line saying so, exit 1. ``--verbose`` shows
 the traceback of every error. Interruptions are ``nlp.lifecycle``'s: exit 130 or 143.
 
-Exit codes (documented in the README, stable for schedulers):
+Exit codes (documented in docs/reliability.md, stable for schedulers):
 
 - 0: success;
 - 1: an unexpected error (a bug: please report the traceback);

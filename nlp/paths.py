@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from nlp.errors import MissingFileError
+from nlp.errors import MissingFileError, UsageError
 
 CORPORA_DIR = Path(resources.files("corpora"))
 SAMPLE_DIR = CORPORA_DIR / "sample"
@@ -66,3 +67,23 @@ def resolve_data_path(value: str) -> str:
     Configs name shared data this way so the same file runs wherever ``$ALTSIGNAL_DATASETS`` points.
     """
     return str(datasets_dir() / value[len("datasets:"):]) if value.startswith("datasets:") else value
+
+
+def check_distinct(outputs: dict[str, str | Path | None], inputs: dict[str, Iterable[str | Path]] | None = None) -> None:
+    """Refuse an output path that is another output or an input of the same command.
+
+    Keys name the options (``--out``, ``--rejects``); None outputs are not given. Writing the
+    rejects over the documents, or the documents over their input, would lose data silently.
+    Paths are compared resolved (``./a`` and ``a``, and links, are one file).
+    """
+    taken: dict[Path, str] = {}
+    for option, paths in (inputs or {}).items():
+        taken |= {Path(p).resolve(): option for p in paths}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = Path(path).resolve()
+        if real in taken:
+            raise UsageError(f"{option} {path} is also {taken[real]}: writing it would overwrite that",
+                             hint="give each output its own path, apart from the inputs")
+        taken[real] = option

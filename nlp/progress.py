@@ -42,3 +42,29 @@ class Progress(tqdm):
             rate = "" if not (n and secs) else f" ({n / secs:,.1f} {unit}/s)" if n >= secs else f" ({secs / n:,.1f} s/{unit})"
             log.info("%s: %s %s in %.1f s%s", self.desc or "progress", f"{n:,}", unit, secs, rate)
         super().close()
+
+
+# Libraries whose own progress bars, load reports and deprecation notices say nothing a user of
+# altsignal can act on; ``--verbose`` lets them through again.
+THIRD_PARTY_LOGGERS = ("transformers", "sentence_transformers", "huggingface_hub", "peft", "torch", "datasets")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Silence third-party progress bars, INFO logs and Future/Deprecation warnings (unless ``verbose``).
+
+    Called once by the CLI's root callback; importing altsignal as a library changes nothing,
+    since a library must not reconfigure its host's logging. Environment variables are used for
+    the bars so that nothing heavy is imported before a command needs it.
+    """
+    import os
+    import warnings
+
+    if verbose:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # by category, not module: a warning is attributed to its caller's frame, often not the library's
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)

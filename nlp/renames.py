@@ -1,6 +1,6 @@
 """Old CLI spellings, kept for one release (0.2 removes them).
 
-The CLI speaks one vocabulary (README, "CLI vocabulary"): ``--out`` for every output folder or
+The CLI speaks one vocabulary (docs/configuration.md, "CLI vocabulary"): ``--out`` for every output folder or
 file, ``--id-col/--text-col/--time-col/--entities-col`` for every column mapping, and commands
 grouped as ``altsignal data|models|score|features|timing|research|run``. Names used before that
 still work, hidden from ``--help``, and print one ``deprecated:`` line on stderr naming the

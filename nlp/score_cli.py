@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
 
         from nlp.contracts import SOURCES
         from nlp.errors import UsageError, describe_validation
+        from nlp.paths import check_distinct
         from nlp.readers.documents import PRESETS, ColumnMapping
         from nlp.readers.records import expand_paths
         from nlp.scoring.job import JobSpec, run_job
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(describe_validation(exc, "bad reading option"), hint="see `altsignal score --help`") from exc
         # A preset names its file (sample:news is the packaged sample news), as in `data load`.
         files = expand_paths([str(PRESETS[i].path()) if i in PRESETS else i for i in input])
+        check_distinct({"--out": out}, {"--input": files})
         if id_col and text_col and time_col:
             if source == "auto":
                 raise typer.BadParameter("--source auto needs a recognised layout; with explicit columns name the source")

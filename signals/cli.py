@@ -22,18 +22,9 @@ features_app = typer.Typer(help="Point-in-time daily sentiment features in a Duc
 
 def _instant(value: str | None, option: str):
     """``value`` parsed as an instant (None stays None), or a usage error naming the option."""
-    import pandas as pd
+    from nlp.instants import parse_instant
 
-    from nlp.errors import UsageError
-
-    hint = f"e.g. {option} 2017-01-31T21:00:00Z"
-    try:
-        t = pd.Timestamp(value) if value else None
-    except ValueError as exc:
-        raise UsageError(f"{option} {value!r} is not an ISO instant: {exc}", hint=hint) from exc
-    if t is not None and t.tzinfo is None:
-        raise UsageError(f"{option} {value!r} has no UTC offset: an instant is ambiguous without one", hint=hint)
-    return t
+    return parse_instant(value, option)
 
 
 @features_app.command("build")
@@ -55,11 +46,14 @@ def build(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from signals.store import FeatureStore, store_errors
+    from nlp.paths import check_distinct
+    from signals.store import FeatureStore, new_store, store_errors
 
     stamp, t = _instant(ingested_at, "--ingested-at"), _instant(as_of, "--as-of")
+    rejects = rejects or db.with_name(db.name + ".rejects.jsonl")
+    check_distinct({"--db": db, "--rejects": rejects}, {"--scores": [scores]})
     # store_errors: the commit itself can meet a damaged file (the methods report their own reads).
-    with store_errors(db), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+    with new_store(db), store_errors(db), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
         with FeatureStore(db) as store:
             task = progress.add_task(f"adding scores from {scores}", total=None)
             with store.transaction():  # a failed build leaves the store as it was, scores included
@@ -70,7 +64,7 @@ def build(
             counts = store.counts()
     typer.echo(added.summary("score rows"))
     if len(added.rejects):
-        typer.echo(f"refused rows and reasons: {added.rejects.write(rejects or db.with_name(db.name + '.rejects.jsonl'))}")
+        typer.echo(f"refused rows and reasons: {added.rejects.write(rejects)}")
     typer.echo(f"{db}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
 
 
@@ -112,7 +106,10 @@ def export(
     """Export one table to Parquet."""
     from signals.store import FeatureStore
 
+    from nlp.paths import check_distinct
+
     t = _instant(as_of, "--as-of")
+    check_distinct({"--out": out}, {"--db": [db]})
     with FeatureStore(db, read_only=True) as store:
         path = store.export(table, out, as_of=t)
     typer.echo(f"wrote {path}")
@@ -134,8 +131,11 @@ def annotate(
     from nlp.config_files import apply_overrides, validated
     from signals.annotations import AnnotationConfig, build_text_store
 
+    from signals.store import new_store
+
     cfg = validated(AnnotationConfig, apply_overrides({}, overrides, AnnotationConfig), "--set")
-    out = build_text_store(db, text_db, cfg, documents=pd.read_parquet(documents) if documents else None)
+    with new_store(text_db):
+        out = build_text_store(db, text_db, cfg, documents=pd.read_parquet(documents) if documents else None)
     typer.echo(f"annotated {out['documents']:,} documents ({100 * out['stale_share']:.1f}% stale rows); "
                f"event types {out['event_types']}; wrote {text_db} and {text_db.parent / 'annotations.parquet'}")
 

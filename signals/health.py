@@ -183,14 +183,21 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     known = scores[scores["session"].isin(window)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     counts = known.drop_duplicates(["source", "doc_id"]).groupby(["session", "source"]).size().unstack(fill_value=0)
-    counts.reindex(window, fill_value=0).plot(ax=left, lw=1)
+    if counts.empty:  # no document in the window (an as_of long after the data): pandas cannot plot nothing
+        _no_data(left)
+    else:
+        counts.reindex(window, fill_value=0).plot(ax=left, lw=1)
     left.set_title(f"documents per session (last {len(window)} sessions)")
     recent = known["session"].isin(sessions[-cfg.drift_sessions:])
     bins = np.linspace(-1, 1, 41)
-    right.hist(known.loc[~recent, "score"], bins=bins, density=True, alpha=0.5, label="reference")
-    right.hist(known.loc[recent, "score"], bins=bins, density=True, alpha=0.5, label=f"last {cfg.drift_sessions}")
+    for rows, label in ((~recent, "reference"), (recent, f"last {cfg.drift_sessions}")):
+        if rows.any():
+            right.hist(known.loc[rows, "score"], bins=bins, density=True, alpha=0.5, label=label)
+    if known.empty:
+        _no_data(right)
+    else:
+        right.legend()
     right.set_title("score distribution")
-    right.legend()
     fig.tight_layout()
     with atomic_path(out / "health.png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -206,6 +213,12 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     path = out / "health.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _no_data(ax) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def job_inputs(jobs: list[Path]) -> tuple[int | None, dict[str, int], dict[str, str]]:

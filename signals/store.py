@@ -159,6 +159,22 @@ def store_errors(path: str | Path):
         raise err from exc
 
 
+@contextmanager
+def new_store(path: str | Path):
+    """Run a command that may create the store ``path``: if the file is new and the command fails,
+    the file (and its write-ahead log) is removed. A failed command creates no store; an existing
+    store is left to its transactions."""
+    path = Path(path)
+    created = not path.exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            for p in (path, path.with_name(path.name + ".wal")):
+                p.unlink(missing_ok=True)
+        raise
+
+
 def _file_errors(method):
     """Run a store method under :func:`store_errors`: damage shows up on the first read of a bad block."""
 
@@ -475,6 +491,28 @@ class FeatureStore:
             if state is None:
                 return self._build_full(t, model_id)
             return self._build_incremental(t, model_id, *state)
+
+    @_file_errors
+    def rollback(self, to) -> dict[str, int]:
+        """Forget what the store learned after its build at ``to``: rows stamped later and later
+        builds. Returns the rows removed per table.
+
+        ``to`` must be a build of the store (so reads as of ``to`` are unchanged). The incremental
+        state is dropped, so the next build is a full one (it rewrites that state). Made for the
+        daily store (``altsignal rollback``), whose rows are stamped when each day adds them; a
+        backfill stamped before ``to`` but added later would be kept.
+        """
+        t = _aware(to, "to")
+        built = self.con.execute("SELECT count(*) FROM builds WHERE built_at = $t", {"t": t}).fetchall()[0][0]
+        if not built:
+            raise StoreError(f"{self.path} has no build at {t}", hint="roll back to the instant of an earlier build")
+        removed = {}
+        with self.transaction():
+            for table, stamp in (("documents", "ingested_at"), ("scores", "ingested_at"),
+                                 ("daily_features", "ingested_at"), ("builds", "built_at")):
+                removed[table] = self.con.execute(f"DELETE FROM {table} WHERE {stamp} > $t", {"t": t}).fetchall()[0][0]
+            self.con.execute("DELETE FROM build_state")
+        return removed
 
     def _config_key(self) -> str:
         return repr((self.cfg.features, self.cfg.sessions))

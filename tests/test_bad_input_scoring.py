@@ -320,3 +320,115 @@ def test_an_unreadable_file_is_counted_and_named(tiny_model, tmp_path):
     assert res.exit_code == 0, res.output
     assert "scored 4 documents" in res.output and "rejected 1;" in res.output
     assert "skipped " + str(tmp_path / "in" / "b.parquet") in res.output
+
+
+# --- issue 30: special files, inputs named twice, JSON text entities, impossible offsets, busy and full folders --
+
+def test_a_fifo_or_other_special_file_is_refused_before_it_is_read(tiny_model, tmp_path):
+    fifo = tmp_path / "p.csv"
+    os.mkfifo(fifo)  # no writer: reading it would block forever
+    with pytest.raises(UsageError, match="not a regular file"):
+        expand_paths([fifo])
+    res = _score(tiny_model, fifo, tmp_path / "o")
+    assert res.exit_code == 2 and "not a regular file" in _error(res)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_same_input_twice_is_a_usage_error_and_no_manifest_is_left(tiny_model, tmp_path):
+    good = _csv(tmp_path / "a.csv", [_row(i) for i in range(3)])
+    res = CliRunner().invoke(app, ["score", "--input", str(good), "--input", str(tmp_path / "." / "a.csv"),
+                                   "--out", str(tmp_path / "o"), "--model", str(tiny_model), "--source", "news",
+                                   "--numeric", "fp32", "--quiet"])
+    assert res.exit_code == 2 and "given twice" in _error(res)
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(UsageError, match="given twice"):
+        expand_paths([tmp_path, good])  # the folder holds it already
+
+
+def test_score_out_equal_to_an_input_is_refused(tiny_model, tmp_path):
+    good = _csv(tmp_path / "a.csv", [_row(i) for i in range(3)])
+    res = _score(tiny_model, good, good)
+    assert res.exit_code == 2 and "is also --input" in _error(res)
+    assert good.read_text().startswith(HEADER)
+
+
+def test_entities_written_as_json_text_are_a_list_or_a_reject(tmp_path):
+    posts = [_post(0, tickers='["LMSL", "RDLP"]'), _post(1, tickers=["LMSL", "RDLP"]), _post(2, tickers="[LMSL"),
+             _post(3, tickers='[1, 2]'), _post(4, tickers="LMSL")]
+    docs, rejects = _read(_jsonl(tmp_path / "p.jsonl", posts), SOCIAL, "social", entities="tickers", cashtags=False)
+    assert docs.set_index("doc_id")["entities"].map(list).to_dict() == {
+        "p0": ["LMSL", "RDLP"], "p1": ["LMSL", "RDLP"], "p4": ["LMSL"]}
+    assert [(r.line, r.column) for r in rejects.items] == [(3, "tickers"), (4, "tickers")]
+    assert all("not a JSON list of tickers" in r.reason for r in rejects.items)
+
+
+@pytest.mark.parametrize("when", ["2020-06-02T10:00:00+15:00", "2020-06-02T10:00:00-12:30", "2020-06-02T10:00:00+1400"])
+def test_an_offset_no_zone_has_is_rejected(tmp_path, when):
+    ok = when.endswith("+1400")
+    docs, rejects = _read(_csv(tmp_path / "a.csv", [_row(0, when=when), _row(1)]))
+    assert len(docs) == (2 if ok else 1) and len(rejects) == (0 if ok else 1)
+    if not ok:
+        assert "outside -12:00..+14:00" in rejects.items[0].reason
+
+
+def test_a_second_job_writing_the_same_folder_meanwhile_is_refused(tiny_model, tmp_path):
+    """Two jobs with other inputs into one --out: the second gets a clear error while the first
+    holds the folder (it used to pass the manifest check before the first wrote its manifest)."""
+    import fcntl
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # the first job's lock, as run_job holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = _score(tiny_model, _csv(tmp_path / "ten.csv", [_row(i) for i in range(10)]), out)
+    assert res.exit_code == 2 and "being written by another scoring job" in _error(res)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing of the second job's
+
+
+def test_a_full_disk_is_a_clear_error_and_the_job_resumes_after(tiny_model, tmp_path, monkeypatch):
+    import errno
+
+    import nlp.scoring.job as job
+
+    good = _csv(tmp_path / "a.csv", [_row(i) for i in range(6)])
+    real = job._atomic_parquet
+
+    def full(table, path):
+        real(table, path.with_name(".x.tmp"))  # a temp file left behind, as a failed write does
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(job, "_atomic_parquet", full)
+    res = _score(tiny_model, good, tmp_path / "o", "--chunk-rows", "2")
+    assert res.exit_code == 2 and "no space left on the device holding" in _error(res)
+    assert str(tmp_path / "o") in res.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    monkeypatch.setattr(job, "_atomic_parquet", real)
+    res = _score(tiny_model, good, tmp_path / "o", "--chunk-rows", "2")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["status"] == "complete"
+    assert len(read_scores(tmp_path / "o")["doc_id"].unique()) == 6
+
+
+@pytest.mark.slow
+def test_a_real_full_tmpfs_is_a_clear_error(tiny_model, tmp_path):
+    """`--out` on a 12 KB tmpfs, in a private mount namespace (skipped where that is not allowed)."""
+    import shutil
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare -rm (a user mount namespace) is not permitted here")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    good = _csv(tmp_path / "a.csv", [_row(i, text="x " * 400 + str(i)) for i in range(40)])
+    cmd = (f"mount -t tmpfs -o size=12k tmpfs {mnt} && {sys.executable} -c 'from nlp.cli import app; app()' score "
+           f"--input {good} --out {mnt}/job --model {tiny_model} --source news --numeric fp32 --quiet --no-cache "
+           f"--chunk-rows 5; echo rc=$?; cat {mnt}/job/manifest.json")
+    res = subprocess.run([unshare, "-rm", "sh", "-c", cmd], capture_output=True, text=True, timeout=300)
+    if "mount:" in res.stderr and "rc=" not in res.stdout:
+        pytest.skip(f"tmpfs mount not permitted: {res.stderr.strip()}")
+    assert "rc=2" in res.stdout, res.stdout + res.stderr
+    assert "no space left on the device holding" in res.stderr and "this is a bug" not in res.stderr
+    assert '"status": "running"' not in res.stdout

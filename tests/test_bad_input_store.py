@@ -217,7 +217,7 @@ def test_a_malformed_score_file_is_one_error_and_writes_nothing(tmp_path, damage
     pq.write_table(damage(pa.Table.from_pandas(score_frame(_docs(5, "news", 0.8)), preserve_index=False)), tmp_path / "s" / "p.parquet")
     res = _build(tmp_path / "s", tmp_path / "f.duckdb")
     assert res.exit_code == EXIT_USAGE and named in res.output and "Traceback" not in res.output, res.output
-    assert _table(tmp_path / "f.duckdb", "SELECT count(*) FROM scores") == [(0,)]
+    assert not (tmp_path / "f.duckdb").exists()  # a failed command creates no store (issue 30)
 
 
 def test_export_path_with_quotes_runs_no_sql(tmp_path):
@@ -296,3 +296,45 @@ def test_empty_looking_reads_are_errors(tmp_path):
         fp.close()
     res = _cli("features", "show", "--db", db, "--source", "tweets")
     assert res.exit_code == EXIT_USAGE and "unknown sources ['tweets']" in res.output
+
+
+# --- issue 30: a failed command creates no store; outputs never overwrite outputs or inputs --------------
+
+def test_a_failed_build_creates_no_store(tmp_path):
+    res = _build(tmp_path / "missing", tmp_path / "f.duckdb")
+    assert res.exit_code == EXIT_USAGE and "no Parquet files" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_equal_to_another_output_or_an_input_is_refused(tmp_path):
+    scores = _job(tmp_path / "job", pd.DataFrame(score_frame(_docs(3, "news", 0.6))))
+    res = _build(scores, tmp_path / "f.duckdb", "--rejects", tmp_path / "f.duckdb")
+    assert res.exit_code == EXIT_USAGE and "--rejects" in res.output and "is also --db" in res.output
+    assert not (tmp_path / "f.duckdb").exists()
+    res = _cli("data", "load", "sample:news", "--out", tmp_path / "d.parquet", "--rejects", tmp_path / "d.parquet")
+    assert res.exit_code == EXIT_USAGE and "is also --out" in res.output and not (tmp_path / "d.parquet").exists()
+    assert _build(scores, tmp_path / "f.duckdb").exit_code == 0
+    res = _cli("features", "export", "--db", tmp_path / "f.duckdb", "--out", tmp_path / "f.duckdb")
+    assert res.exit_code == EXIT_USAGE and "is also --db" in res.output
+
+
+def test_rollback_forgets_later_rows_and_builds_and_reads_at_the_earlier_build_are_unchanged(tmp_path):
+    first = pd.DataFrame(score_frame(_docs(20, "news", 0.6)))
+    later = pd.DataFrame(score_frame(_docs(5, "news", 0.2, start="2016-12-12T14:00Z", prefix="late-")))
+    later["ingested_at"] = pd.Timestamp("2016-12-20T00:00Z")
+    t1, t2 = pd.Timestamp("2016-12-05T00:00Z"), pd.Timestamp("2016-12-21T00:00Z")
+    with FeatureStore(tmp_path / "f.duckdb") as store:
+        store.add_scores(first)
+        store.build(t1)
+        want = store.daily(as_of=t1)
+        store.add_scores(later)
+        store.build(t2)
+        with pytest.raises(UsageError, match="no build at"):
+            store.rollback(pd.Timestamp("2016-12-10T00:00Z"))
+        removed = store.rollback(t1)
+        assert removed["scores"] == 5 and removed["builds"] == 1
+        assert store.last_build() == t1
+        pd.testing.assert_frame_equal(store.daily(), want)
+        store.add_scores(later)
+        store.build(t2)  # a full build after the rollback
+        assert store.last_build() == t2 and len(store.daily()) > len(want)

@@ -300,3 +300,20 @@ def test_models_commands_tell_bad_input_from_bugs(tmp_path, monkeypatch):
         monkeypatch.setattr(nlp.models.evaluate, "evaluate", broken)
         res = _cli("models", "eval", "sample:labeled", "-o", str(tmp_path / "c"))
         assert res.exit_code == EXIT_BUG and "this is a bug" in res.output, res.output
+
+
+# --- issue 30: timing commands give clear errors where `run` does -----------------------------------------
+
+def test_a_missing_extra_predictor_file_is_a_clear_error_in_backtest(tmp_path):
+    line = _one_error_line(_cli("timing", "backtest", "--out", str(tmp_path / "o"),
+                                "--set", 'data.extra_predictors=[{path="nope.csv", name="x"}]'))
+    assert "nope.csv" in line and "not found" in line
+
+
+@pytest.mark.parametrize("as_of, named", [("1900-01-31", "no row on or before 1900-01-31"),
+                                          ("2100-01-31", "--allow-future-as-of")])
+def test_predict_refuses_an_as_of_before_or_far_past_the_panel(tmp_path, as_of, named):
+    res = _cli("timing", "predict", "--as-of", as_of, "--out", str(tmp_path / "o"))
+    assert named in res.output, res.output
+    _one_error_line(res)
+    assert not (tmp_path / "o" / "allocations.parquet").exists()

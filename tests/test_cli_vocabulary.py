@@ -1,4 +1,4 @@
-"""One CLI vocabulary (README, "CLI vocabulary"): command groups, ``--out``, one set of column options.
+"""One CLI vocabulary (docs/configuration.md, "CLI vocabulary"): command groups, ``--out``, one set of column options.
 
 Every spelling used before still works until 0.2: it is hidden from ``--help``, prints one
 ``deprecated:`` line naming the new spelling, and reaches the command with exactly the arguments

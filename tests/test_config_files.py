@@ -96,7 +96,7 @@ def test_the_readme_run_configuration_example_validates(tmp_path):
     from timing.run_config import load_run_config
 
     root = Path(__file__).resolve().parents[1]
-    section = (root / "README.md").read_text().split("## Run configuration", 1)[1]
+    section = (root / "docs" / "configuration.md").read_text().split("## Run configuration", 1)[1]
     example = re.search(r"```toml\n(.*?)```", section, flags=re.S).group(1)
     cfg = load_run_config(_write(tmp_path, "mine.toml", example.replace('"timing/configs/', f'"{root}/timing/configs/')),
                           ["timing.network.hidden=32", "scoring.numeric=bf16"])

@@ -115,3 +115,16 @@ def test_features_health_cli_writes_the_report_and_exits_4_on_a_breach(tmp_path)
     assert res.exit_code == 4, res.output
     table = pd.read_parquet(tmp_path / "h" / "health.parquet")
     assert set(table["session"]) == {pd.Timestamp("2016-10-03"), pd.Timestamp("2016-10-04")}
+
+
+def test_the_report_draws_empty_series_as_no_data(tmp_path):
+    """An as_of long after the data: no document in the window. The plot says so, never crashes."""
+    from signals.health import write_report
+
+    sessions = pd.bdate_range("2030-01-01", periods=80)
+    empty = pd.DataFrame({"session": pd.Series(dtype="datetime64[ns]"), "source": pd.Series(dtype=str),
+                          "doc_id": pd.Series(dtype=str), "score": pd.Series(dtype=float),
+                          "entities": pd.Series(dtype=object)})
+    table = health_table(empty, sessions, rows_read=None, rejects={}, fingerprint={})
+    path = write_report(table, empty, sessions, tmp_path)
+    assert path.exists() and (tmp_path / "health.png").stat().st_size > 0

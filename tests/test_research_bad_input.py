@@ -91,3 +91,12 @@ def test_events_without_history_or_prices_are_counted(tmp_path):
     report, summary = event_report(events, prices, "bad events", cfg)
     text = report.write(tmp_path / "ev").read_text()
     assert "events_short_history" in text and summary["events"] == 2
+
+
+def test_a_store_whose_sessions_are_not_xnys_is_a_usage_error():
+    """A store built on another calendar (24h news: weekends are sessions) cannot be traded at XNYS closes."""
+    from signals.research.returns import session_closes
+
+    grid = pd.date_range("2015-01-02", periods=10, freq="D")  # a Saturday and a Sunday among them
+    with pytest.raises(UsageError, match="not XNYS sessions, first 2015-01-03.*another calendar"):
+        session_closes(grid)

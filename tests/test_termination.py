@@ -133,7 +133,7 @@ def test_timing_backtest(tmp_path):
     cfg.write_text(TINY_TIMING)
 
     def args(out):
-        return ["timing", "backtest", "--config", str(cfg), "--out", str(out), "--no-explain"]
+        return ["timing", "backtest", "--config", str(cfg), "--out", str(out), "--explain", "none"]
 
     run_ok(args(tmp_path / "ref"))
     out = tmp_path / "out"

@@ -38,6 +38,7 @@ validation_end = "2008-12-31"
 vol_overlay = true
 turnover_penalty = 0.02
 [explain]
+level = "full"
 permutation_repeats = 1
 ig_steps = 8
 ablate_groups = ["sentiment"]

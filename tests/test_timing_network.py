@@ -167,6 +167,16 @@ def test_ridge_loo_predictions_match_refitting_without_the_row():
         np.testing.assert_allclose(loo[i], fit.predict(X[i:i + 1])[0], rtol=1e-8)
 
 
+def test_ridge_loo_predictions_take_one_penalty_per_column_and_more_inputs_than_rows():
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((30, 50)), rng.standard_normal((30, 2))
+    loo = ridge_loo_predictions(X, Y, alpha=np.array([0.5, 20.0]))
+    for k, a in enumerate((0.5, 20.0)):
+        keep = np.arange(30) != 7
+        fit = Ridge(alpha=a).fit(X[keep], Y[keep, k])
+        np.testing.assert_allclose(loo[7, k], fit.predict(X[7:8])[0], rtol=1e-8)
+
+
 def test_single_task_twins_do_not_see_other_factors():
     """A twin's forecast of one factor is the same whatever the other factors' targets are."""
     s = _samples(160)

@@ -36,9 +36,25 @@ def test_provider_panel_through_backtest(tmp_path):
         factors=("Mkt-RF", "HML"), baselines=("historical_mean", "ridge", "equal_weight"),
         network={"lookback": 1, "hidden": 4, "epochs": 5, "seeds": [0], "grid": {}},
         walkforward={"min_train": 60, "refit_every": 24, "n_jobs": 1},
-        explain={"permutation_repeats": 1, "ig_steps": 4, "ablate_groups": ["sentiment"]},
+        explain={"level": "full", "permutation_repeats": 1, "ig_steps": 4, "ablate_groups": ["sentiment"]},
     )
     result = run_backtest(cfg, panel, progress=False)
     assert set(result.importance.index) == {"macro", "market", "sentiment"}
     assert list(result.ablation.status) == ["with", "without"]
     assert result.summary["first_test"] > "2011-01-01"
+
+
+def test_ablations_run_only_at_the_full_explain_level():
+    from timing.synthetic import synthetic_panel
+
+    panel = synthetic_panel(n=140)
+    base = dict(factors=("Mkt-RF", "SMB"), baselines=("historical_mean",),
+                network={"lookback": 1, "hidden": 4, "epochs": 3, "seeds": [0], "grid": {}},
+                walkforward={"min_train": 60, "refit_every": 40, "n_jobs": 1},
+                explain={"permutation_repeats": 1, "ig_steps": 4, "ablate_groups": ["sentiment"]})
+    fast = run_backtest(TimingConfig(**base), panel, progress=False)
+    assert len(fast.importance) and len(fast.integrated_gradients) and fast.ablation.empty
+    assert "ablation" not in fast.summary["seconds"]
+    base["explain"] = base["explain"] | {"level": "none"}
+    none = run_backtest(TimingConfig(**base), panel, progress=False)
+    assert none.importance.empty and none.ablation.empty

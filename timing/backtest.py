@@ -7,7 +7,7 @@ strategy, factor, weight), ``forecast_metrics.parquet``, ``portfolio_metrics.par
 ``importance.parquet``, ``integrated_gradients.parquet``, ``ablation.parquet``,
 ``sharpe_tests.parquet``, ``folds.json``, ``summary.json``. ``timing.report`` renders them.
 
-Protocol (README, "Factor-timing protocol"): with ``walkforward.validation_end`` set, every
+Protocol (docs/timing.md, "Factor-timing protocol"): with ``walkforward.validation_end`` set, every
 metric table has a ``part`` column: ``validation`` (decisions whose holding period ends by that
 date: where designs are chosen), ``test`` (the rest, run once per design) and ``all``.
 Sharpe-difference tests compare the network's portfolios with equal weight and with the best
@@ -156,7 +156,7 @@ def _ablation(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...], 
     return pd.DataFrame(rows)
 
 
-def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True, explain: bool = True) -> BacktestResult:
+def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) -> BacktestResult:
     import torch
 
     started = time.perf_counter()
@@ -204,15 +204,18 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True, 
     timings["portfolios_and_tests"] = round(time.perf_counter() - t, 2)
 
     importance = ig = ablation = pd.DataFrame()
-    if explain:
+    if cfg.explain.level != "none":
         t = time.perf_counter()
         net = results[NETWORK]
         importance = permutation_importance(net, panel, realised, forecasts["historical_mean"], spec.features,
                                             spec.lookback, cfg.explain.permutation_repeats, cfg.seed)
         ig = ig_by_group(net, panel, spec.features, spec.lookback, cfg.explain.ig_steps)
+        timings["explain"] = round(time.perf_counter() - t, 2)
+    if cfg.explain.level == "full":
+        t = time.perf_counter()
         ablation = _ablation(cfg, panel, factors, folds, forecasts[NETWORK], realised,
                              forecasts["historical_mean"], progress)
-        timings["explain"] = round(time.perf_counter() - t, 2)
+        timings["ablation"] = round(time.perf_counter() - t, 2)
 
     summary = {
         "factors": list(factors), "features": list(spec.features), "n_rows": len(panel),

@@ -45,14 +45,35 @@ def _load(config: Path, out: Path | None, output_dir: Path | None, overrides: li
     return cfg
 
 
+ExplainOpt = typer.Option(None, "--explain", metavar="none|fast|full",
+                         help="Explanations: fast = permutation importance and integrated gradients; full = also the "
+                              "ablations (one network refit per feature group); default: the config's explain.level.")
+
+
+def explain_override(explain: str | None, prefix: str = "") -> list[str]:
+    """``--explain LEVEL`` as a ``--set`` override (validated with the rest of the config)."""
+    return [] if explain is None else [f"{prefix}explain.level={explain}"]
+
+
 AsOfOpt = typer.Option(None, "--as-of", formats=["%Y-%m-%d"],
                        help="Decide with what was known on this day (default: the panel's last row).")
+AllowFutureOpt = typer.Option(False, "--allow-future-as-of",
+                              help="Accept an --as-of more than a day after the clock or more than 7 days after "
+                                   "the latest input data (refused by default as a typo).")
 
 
-def _as_of(as_of, panel):
+def _as_of(as_of, panel, allow_future: bool = False):
+    """The decision day: ``--as-of`` (refused far past the panel's last row: it would silently
+    decide on old data; before the first row ``timing.operate.known_panel`` refuses it), or the
+    panel's last row."""
     import pandas as pd
 
-    return pd.Timestamp(as_of) if as_of is not None else panel.index[-1]
+    from nlp.instants import check_not_ahead
+
+    if as_of is None:
+        return panel.index[-1]
+    check_not_ahead(pd.Timestamp(as_of), panel.index[-1], "panel row", allow_future)
+    return pd.Timestamp(as_of)
 
 
 def _echo_allocation(rows) -> None:
@@ -66,7 +87,8 @@ def _echo_allocation(rows) -> None:
 
 @timing_app.command()
 def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | None = OldOutOpt,
-        overrides: list[str] = SetOpt, as_of: Optional[datetime] = AsOfOpt) -> None:
+        overrides: list[str] = SetOpt, as_of: Optional[datetime] = AsOfOpt,
+        allow_future: bool = AllowFutureOpt) -> None:
     """Fit the network on the history known at --as-of and save it; print the allocation it implies."""
     import torch
 
@@ -76,7 +98,7 @@ def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | 
     cfg = _load(config, out, output_dir, overrides)
     torch.set_num_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
-    when = _as_of(as_of, panel)
+    when = _as_of(as_of, panel, allow_future)
     model = fit_model(cfg, panel, when, cfg.output_dir / "model")
     typer.echo(f"saved {cfg.output_dir / 'model'} (chosen {model.estimator.best_params_})")
     _echo_allocation(allocate(cfg, model, panel, when, previous=None))
@@ -84,7 +106,7 @@ def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | 
 
 @timing_app.command()
 def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list[str] = SetOpt,
-            as_of: Optional[datetime] = AsOfOpt,
+            as_of: Optional[datetime] = AsOfOpt, allow_future: bool = AllowFutureOpt,
             refit: bool = typer.Option(True, "--refit/--no-refit",
                                        help="Refit when walkforward.refit_every periods have passed (or no model exists).")) -> None:
     """Today's allocation from the saved model: forecasts, target and held weights, trades; appended
@@ -97,7 +119,7 @@ def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list
     cfg = _load(config, out, None, overrides)
     torch.set_num_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
-    rows, refitted = decide(cfg, panel, _as_of(as_of, panel), cfg.output_dir, refit)
+    rows, refitted = decide(cfg, panel, _as_of(as_of, panel, allow_future), cfg.output_dir, refit)
     if refitted:
         typer.echo(f"refitted and saved {cfg.output_dir / 'model'}")
     _echo_allocation(rows)
@@ -106,17 +128,18 @@ def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list
 
 @timing_app.command()
 def backtest(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | None = OldOutOpt,
-             overrides: list[str] = SetOpt,
-             explain: bool = typer.Option(True, help="permutation importance, IG and ablation")) -> None:
+             overrides: list[str] = SetOpt, explain: str | None = ExplainOpt,
+             no_explain: bool = typer.Option(False, "--no-explain", hidden=True)) -> None:
     """Walk-forward network and baselines; write forecasts, returns, weights and metrics."""
     import pandas as pd
 
     from timing.backtest import run_backtest, save_backtest
     from timing.data import load_panel
 
-    cfg = _load(config, out, output_dir, overrides)
+    explain = renamed_option(explain, "none" if no_explain else None, "--explain none", "--no-explain")
+    cfg = _load(config, out, output_dir, [*overrides, *explain_override(explain)])
     panel = load_panel(cfg.data)
-    result = run_backtest(cfg, panel, progress=True, explain=explain)
+    result = run_backtest(cfg, panel, progress=True)
     save_backtest(result, cfg.output_dir)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         fm = result.forecast_metrics

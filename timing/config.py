@@ -203,7 +203,7 @@ class WalkForwardConfig(_Strict):
     min_train: int = Field(180, ge=2)
     test_start: str | None = None
     # out-of-sample rows dated before this are the validation part (designs are chosen there);
-    # rows from it on are the test part, run once per design (see README, factor-timing protocol)
+    # rows from it on are the test part, run once per design (see docs/timing.md, factor-timing protocol)
     validation_end: str | None = None
     n_jobs: int = Field(2, ge=1, description="folds fitted in parallel processes")
     threads: int = Field(1, ge=1, description="torch threads per process")
@@ -237,7 +237,19 @@ class PortfolioConfig(_Strict):
     max_vol_scale: float = Field(3.0, gt=0.0, description="cap on the Moreira-Muir scale of a factor")
 
 
+ExplainLevel = Literal["none", "fast", "full"]
+
+
 class ExplainConfig(_Strict):
+    """Why the network forecasts what it does (timing.explain).
+
+    ``level``: ``fast`` (the default) computes permutation importance and integrated gradients
+    from the fitted fold models, no refit; ``full`` adds the ablations, one more walk-forward of
+    the network per group in ``ablate_groups`` (they tripled the default run's timing stage, so
+    they are opt-in: ``altsignal run --explain full``); ``none`` skips both.
+    """
+
+    level: ExplainLevel = "fast"
     permutation_repeats: int = Field(3, ge=1)
     ig_steps: int = Field(32, ge=4)
     ablate_groups: tuple[str, ...] = ("sentiment",)

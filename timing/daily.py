@@ -27,6 +27,13 @@ transaction, the allocation history replaces the block of its ``as_of``, and ``s
 on only after everything else. A re-run of a completed ``as_of`` finds no new document and
 changes nothing.
 
+Refusals and rollback: an ``as_of`` more than a day after the clock or more than 7 days after the
+latest input document is refused before anything is written (``nlp.instants``; ``--allow-future-as-of``
+lets it through). The store, the model, the allocations and the health history change on a staged
+copy (``timing.stage_cache.staged``) moved into place only when the day completes: a failed day
+leaves them as they were. :func:`rollback` (``altsignal rollback --to``) takes the folder back to
+an earlier completed run.
+
 Replay (:func:`replay`) runs one day per session over a historical corpus, each at the session's
 cutoff; ``tests/test_daily.py`` proves that its final store and allocation history equal one run
 at the last ``as_of`` that decides every session itself (``decide_from``).
@@ -49,6 +56,9 @@ log = logging.getLogger(__name__)
 
 DAILY = "daily"
 STATE = "state.json"
+# What a day changes besides its own batch: staged together (a failed day leaves them as they were).
+# A stale DuckDB write-ahead log must never meet a newer store file, so the logs come first.
+DAY_OUTPUTS = ("features.duckdb.wal", "text.duckdb.wal", "features.duckdb", "text.duckdb", "timing", "health")
 
 
 def daily_dir(cfg: RunConfig) -> Path:
@@ -66,12 +76,15 @@ def stamp(as_of: pd.Timestamp) -> str:
 
 
 def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_of: pd.Timestamp,
-                   batch: Path) -> dict:
+                   batch: Path, allow_future: bool = False) -> dict:
     """Write each input's newly known documents to ``batch/<input>.parquet``; return counts.
 
     A batch is fixed once complete (``batch/documents.json``): a re-run after a kill reuses it, so
     its scoring jobs resume on the same files even when the store has meanwhile taken its rows.
+    Every input is read before the batch folder is made: an ``as_of`` too far past the clock or
+    the latest input document (:func:`nlp.instants.check_not_ahead`) is refused with nothing written.
     """
+    from nlp.instants import check_not_ahead
     from nlp.readers.documents import write_documents
     from signals.store import FeatureStore
     from timing.orchestrator import read_input
@@ -86,23 +99,28 @@ def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_
             rows = store.con.execute("SELECT feed, doc_id FROM documents").fetchall()
         for feed, doc_id in rows:
             held.setdefault(feed, set()).add(doc_id)
-    out = {}
+    read = {}
     for item in cfg.documents.inputs:
         rejects = Rejects()
-        docs, source = read_input(cfg, item, rejects)
+        read[item.name] = (item, rejects, *read_input(cfg, item, rejects))
+    latest = max((d["published_at"].max() for _, _, d, _ in read.values() if len(d)), default=None)
+    check_not_ahead(as_of, latest, "input document", allow_future)
+    batch.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, (item, rejects, docs, source) in read.items():
         keep = pd.Series(True, index=docs.index)
         if cfg.documents.arrival == "published":
             keep &= docs["published_at"] <= as_of
             if since is not None:
                 keep &= docs["published_at"] > since
         else:
-            keep &= ~docs["doc_id"].isin(held.get(item.name, set()))
+            keep &= ~docs["doc_id"].isin(held.get(name, set()))
         new = docs[keep].reset_index(drop=True)
         # the instant the store learns each document: fixed, so the batch file is too
         new["ingested_at"] = new["published_at"] if cfg.documents.arrival == "published" else as_of
-        write_documents([new], batch / f"{item.name}.parquet")
-        rejects.write(batch / f"{item.name}.rejects.jsonl")
-        out[item.name] = {"source": source, "documents": len(new), "rejected": len(rejects)}
+        write_documents([new], batch / f"{name}.parquet")
+        rejects.write(batch / f"{name}.rejects.jsonl")
+        out[name] = {"source": source, "documents": len(new), "rejected": len(rejects)}
     atomic_write_text(marker, json.dumps(out, indent=1) + "\n")
     return out
 
@@ -206,19 +224,19 @@ def _last_input_dates(panel: pd.DataFrame, factors: tuple[str, ...], as_of: pd.T
     return out
 
 
-def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | None = None) -> dict:
+def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | None = None,
+            allow_future: bool = False) -> dict:
     """One day of operation at ``as_of`` (see the module docstring); returns the day's record.
 
     ``decide_from``: decide at the cutoff of every session from this day to ``as_of`` (a batch run
     that reproduces a replay's allocation history); by default only ``as_of`` is decided.
+    ``allow_future``: let an ``as_of`` far past the clock or the inputs through (``--allow-future-as-of``).
+    The store, the model, the allocations and the health history change on a copy (``staged``, the
+    backtest stages' build-aside-then-rename): a day that fails leaves them exactly as they were.
     """
-    import torch
-
     from nlp.models import model_path
-    from signals.health import check_store, worst_status
-    from timing.data import load_panel
-    from timing.operate import decide
     from timing.orchestrator import check_text_period
+    from timing.stage_cache import staged
 
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is None:
@@ -228,35 +246,115 @@ def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | Non
     since = pd.Timestamp(state["as_of"]) if state["as_of"] else None
     if since is not None and as_of < since:
         raise UsageError(f"--as-of {as_of} precedes the last completed run ({since})",
-                         hint="daily runs move forward in time; use another --out for another history")
+                         hint="daily runs move forward in time; `altsignal rollback --to` an earlier run, or use "
+                              "another --out for another history")
     t0 = time.perf_counter()
     batch = folder / "batches" / stamp(as_of)
-    batch.mkdir(parents=True, exist_ok=True)
     model = model_path(cfg.scoring.model)
-    documents = _new_documents(cfg, folder, since, as_of, batch)
+    documents = _new_documents(cfg, folder, since, as_of, batch, allow_future)
     log.info("daily %s: new documents %s", as_of, {k: v["documents"] for k, v in documents.items()})
     periods = check_text_period(model, batch, cfg.scoring.allow_text_overlap)
     scored = _score_batch(cfg, batch, documents, model)
-    store = _add_and_build(cfg, folder, batch, scored, as_of)
-    annotations = _annotate_batch(cfg, folder, batch, scored, as_of) if cfg.annotations.enabled else None
+    with staged(folder, DAY_OUTPUTS) as work:
+        day = _store_and_decide(cfg, work, batch, scored, as_of, decide_from)
+    record = {"as_of": as_of.isoformat(), "documents": documents, "scored": scored, "store": day["store"],
+              "text_period": periods, "annotations": day["annotations"], "health": day["health"],
+              "health_report": str(folder / Path(day["health_report"]).relative_to(work)),
+              "allocation": day["allocation"], "seconds": round(time.perf_counter() - t0, 2)}
+    state = {"as_of": as_of.isoformat(), "runs": [r for r in state["runs"] if r["as_of"] != record["as_of"]] + [record]}
+    atomic_write_text(folder / STATE, json.dumps(state, indent=1, default=str) + "\n")
+    log.info("daily %s done in %.1f s: health %s", as_of, record["seconds"], record["health"])
+    return record
 
-    tcfg = timing_config(cfg, folder)
+
+def _store_and_decide(cfg: RunConfig, work: Path, batch: Path, scored: dict, as_of: pd.Timestamp,
+                      decide_from: pd.Timestamp | None) -> dict:
+    """Add the day's rows to the stores in ``work``, build, decide and check health there."""
+    import torch
+
+    from signals.health import check_store, worst_status
+    from timing.data import load_panel
+    from timing.operate import decide
+
+    store = _add_and_build(cfg, work, batch, scored, as_of)
+    annotations = _annotate_batch(cfg, work, batch, scored, as_of) if cfg.annotations.enabled else None
+    tcfg = timing_config(cfg, work)
     torch.set_num_threads(tcfg.walkforward.threads)
     panel = load_panel(tcfg.data, cfg.signals)
     naive = as_of.tz_convert(None)
     days = [naive] if decide_from is None else session_instants(cfg, decide_from, as_of, until=as_of)
     rows = [decide(tcfg, panel, d, tcfg.output_dir)[0] for d in days]
     jobs = [batch / "scores" / name for name in scored]
-    table, report = check_store(folder / "features.duckdb", as_of, folder / "health", jobs, cfg.health,
+    table, report = check_store(work / "features.duckdb", as_of, work / "health", jobs, cfg.health,
                                 _last_input_dates(panel, tuple(rows[-1]["factor"]), as_of))
-    record = {"as_of": as_of.isoformat(), "documents": documents, "scored": scored, "store": store,
-              "text_period": periods, "annotations": annotations, "health": worst_status(table), "health_report": str(report),
-              "allocation": rows[-1][["factor", "weight", "trade"]].to_dict(orient="records"),
-              "seconds": round(time.perf_counter() - t0, 2)}
-    state = {"as_of": as_of.isoformat(), "runs": [r for r in state["runs"] if r["as_of"] != record["as_of"]] + [record]}
-    atomic_write_text(folder / STATE, json.dumps(state, indent=1, default=str) + "\n")
-    log.info("daily %s done in %.1f s: health %s", as_of, record["seconds"], record["health"])
-    return record
+    return {"store": store, "annotations": annotations, "health": worst_status(table), "health_report": report,
+            "allocation": rows[-1][["factor", "weight", "trade"]].to_dict(orient="records")}
+
+
+def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
+    """Roll ``<output_dir>/daily`` back to what its completed run at ``to`` left (``altsignal rollback``).
+
+    ``to`` must be the ``as_of`` of a completed run. The stores forget every row stamped after it
+    and every later build (:meth:`signals.store.FeatureStore.rollback`); the allocation history and
+    the health history lose their later blocks; a saved model trained on rows after ``to`` is
+    removed (the next run refits: it must not have seen them); the later day batches are removed
+    (a re-run of such an ``as_of`` would otherwise reuse a batch cut from another start). The state
+    moves back first: a rollback cut short is finished by running it again. The stores change on
+    a staged copy, as a day does, so a failed rollback leaves them as they were.
+    """
+    import shutil
+
+    from timing.stage_cache import staged
+
+    to = pd.Timestamp(to).tz_convert("UTC")
+    folder = daily_dir(cfg)
+    state = read_state(folder)
+    runs = [pd.Timestamp(r["as_of"]) for r in state["runs"]]
+    if to not in runs:
+        shown = ", ".join(str(t) for t in runs[-5:]) or "none"
+        raise UsageError(f"--to {to}: {folder} has no completed daily run at that instant",
+                         hint=f"roll back to a completed run's --as-of; the latest are: {shown}")
+    kept = [r for r, t in zip(state["runs"], runs) if t <= to]
+    atomic_write_text(folder / STATE, json.dumps({"as_of": to.isoformat(), "runs": kept}, indent=1, default=str) + "\n")
+    with staged(folder, DAY_OUTPUTS) as work:
+        store = _rollback_stores(cfg, work, to)
+        _drop_later(work / "timing" / "allocations.parquet", "as_of", to)
+        _drop_later(work / "health" / "health.parquet", "session", to)
+        _drop_model_after(work / "timing" / "model", to)
+    later = [b for b in (folder / "batches").glob("*") if b.is_dir() and b.name > stamp(to)]
+    for b in later:
+        shutil.rmtree(b)
+    return {"as_of": to.isoformat(), "runs_removed": len(runs) - len(kept), "batches_removed": len(later), "store": store}
+
+
+def _rollback_stores(cfg: RunConfig, work: Path, to: pd.Timestamp) -> dict:
+    from signals.store import FeatureStore
+
+    removed = {}
+    for name in ("features.duckdb", "text.duckdb"):
+        if (work / name).exists():
+            with FeatureStore(work / name, cfg.signals) as store:
+                removed |= {f"{name}:{k}": v for k, v in store.rollback(to).items() if v}
+    return removed
+
+
+def _drop_later(path: Path, column: str, to: pd.Timestamp) -> None:
+    """Keep the rows of a history file dated at or before ``to`` (the files hold naive UTC times)."""
+    from nlp.rejects import atomic_path
+
+    if not path.exists():
+        return
+    history = pd.read_parquet(path)
+    with atomic_path(path) as tmp:
+        history[pd.to_datetime(history[column]) <= to.tz_convert(None)].to_parquet(tmp, index=False)
+
+
+def _drop_model_after(model_dir: Path, to: pd.Timestamp) -> None:
+    import shutil
+
+    meta = model_dir / "meta.json"
+    if meta.exists() and pd.Timestamp(json.loads(meta.read_text())["train_end"]) > to.tz_convert(None):
+        shutil.rmtree(model_dir)
 
 
 def session_instants(cfg: RunConfig, first_day, last_day, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:

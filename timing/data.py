@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from nlp.errors import MissingFileError, UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from timing.config import ConfigError, DataConfig, ExtraPredictors, horizon_periods
 from timing.dataset import MASK_SUFFIX
@@ -62,11 +63,11 @@ def _read_extra(spec: ExtraPredictors, where: str) -> pd.DataFrame:
             return pd.read_parquet(where)
         return pd.read_csv(where)
     except FileNotFoundError:
-        raise ValueError(f"extra predictor file {where}: not found (data.extra_predictors {spec.name!r})") from None
+        raise MissingFileError(f"extra predictor file {where}: not found (data.extra_predictors {spec.name!r})") from None
     except pd.errors.EmptyDataError:
-        raise ValueError(f"extra predictor file {where}: empty (no header, no rows)") from None
+        raise UsageError(f"extra predictor file {where}: empty (no header, no rows)") from None
     except Exception as exc:  # a corrupt Parquet file, a URL that does not answer, ...
-        raise ValueError(f"extra predictor file {where}: cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise UsageError(f"extra predictor file {where}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def extra_predictor_frame(spec: ExtraPredictors) -> pd.DataFrame:
@@ -81,10 +82,10 @@ def extra_predictor_frame(spec: ExtraPredictors) -> pd.DataFrame:
     if isinstance(raw.index, pd.DatetimeIndex) and spec.date_column not in raw.columns and raw.index.name == spec.date_column:
         raw = raw.reset_index()  # a Parquet file written with its dates as the index
     if spec.date_column not in raw.columns:
-        raise ValueError(f"extra predictor file {where}: no date column {spec.date_column!r} "
+        raise UsageError(f"extra predictor file {where}: no date column {spec.date_column!r} "
                          f"(columns: {list(raw.columns)}); set date_column")
     if raw.empty:
-        raise ValueError(f"extra predictor file {where}: no rows")
+        raise UsageError(f"extra predictor file {where}: no rows")
     text = raw[spec.date_column]
     if pd.api.types.is_numeric_dtype(text):  # 20200131: a number would otherwise be read as nanoseconds
         try:
@@ -96,23 +97,23 @@ def extra_predictor_frame(spec: ExtraPredictors) -> pd.DataFrame:
         dates = pd.to_datetime(text, errors="coerce")
     if dates.isna().any():
         bad = text[dates.isna()]
-        raise ValueError(f"extra predictor file {where}: {len(bad)} unparseable or missing date(s) in "
+        raise UsageError(f"extra predictor file {where}: {len(bad)} unparseable or missing date(s) in "
                          f"{spec.date_column!r}, first at row {bad.index[0]}: {bad.iloc[0]!r}")
     if dates.duplicated().any():
         dup = dates[dates.duplicated()].iloc[0]
-        raise ValueError(f"extra predictor file {where}: duplicate date {dup} in {spec.date_column!r}; "
+        raise UsageError(f"extra predictor file {where}: duplicate date {dup} in {spec.date_column!r}; "
                          "one row per date")
     others = [c for c in raw.columns if c != spec.date_column]
     if spec.columns:
         missing = [c for c in spec.columns if c not in raw.columns]
         if missing:
-            raise ValueError(f"extra predictor file {where}: no column(s) {missing}; it has {others}")
+            raise UsageError(f"extra predictor file {where}: no column(s) {missing}; it has {others}")
         columns = list(spec.columns)
     else:
         columns = [c for c in others if pd.api.types.is_numeric_dtype(raw[c])]
         skipped = [c for c in others if c not in columns]
         if not columns:
-            raise ValueError(f"extra predictor file {where}: no numeric column besides {spec.date_column!r} "
+            raise UsageError(f"extra predictor file {where}: no numeric column besides {spec.date_column!r} "
                              f"(columns: {others})")
         if skipped:
             log.warning("extra predictor file %s: non-numeric column(s) %s not used (name them in columns "
@@ -120,12 +121,12 @@ def extra_predictor_frame(spec: ExtraPredictors) -> pd.DataFrame:
     values = {}
     for c in columns:
         if str(c).endswith(MASK_SUFFIX):
-            raise ValueError(f"extra predictor file {where}: column {c!r} ends in {MASK_SUFFIX!r}, "
+            raise UsageError(f"extra predictor file {where}: column {c!r} ends in {MASK_SUFFIX!r}, "
                              "the suffix of availability masks; rename it")
         numbers = pd.to_numeric(raw[c], errors="coerce") if not pd.api.types.is_bool_dtype(raw[c]) else raw[c]
         bad = numbers.isna() & raw[c].notna()
         if bad.any():
-            raise ValueError(f"extra predictor file {where}: column {c!r} has {int(bad.sum())} non-numeric "
+            raise UsageError(f"extra predictor file {where}: column {c!r} has {int(bad.sum())} non-numeric "
                              f"value(s), first {raw[c][bad].iloc[0]!r} dated {dates[bad].iloc[0].date()}")
         values[f"extra.{spec.name}.{c}"] = numbers.astype(float).to_numpy()
     index = pd.DatetimeIndex(dates)
@@ -153,7 +154,7 @@ def add_extra_predictors(panel: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         frame = extra_predictor_frame(spec)
         clash = [c for c in frame.columns if c != "known_at" and c in panel.columns]
         if clash:
-            raise ValueError(f"extra predictor {spec.name!r}: the panel already has column(s) {clash}")
+            raise UsageError(f"extra predictor {spec.name!r}: the panel already has column(s) {clash}")
         aligned = as_of_align(frame, panel.index).ffill()
         if aligned.notna().sum().sum() == 0:
             log.warning("extra predictor file %s: no value is known by the panel's last date %s",

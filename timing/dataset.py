@@ -39,13 +39,12 @@ def feature_columns(panel: pd.DataFrame, groups: tuple[str, ...] = FEATURE_GROUP
 
 def availability(panel: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """0/1 availability per feature: the panel's ``__mask`` column where given, else notna."""
-    out = {}
-    for c in features:
-        observed = panel[c].notna()
-        if c + MASK_SUFFIX in panel.columns:
-            observed &= panel[c + MASK_SUFFIX].fillna(0).astype(bool)
-        out[c] = observed.astype(np.float32)
-    return pd.DataFrame(out, index=panel.index)
+    observed = panel[features].notna().to_numpy(copy=True)
+    masked = [i for i, c in enumerate(features) if c + MASK_SUFFIX in panel.columns]
+    if masked:  # one frame operation for all masks: a loop over columns cost 0.3 s a call at 380 features
+        masks = panel[[features[i] + MASK_SUFFIX for i in masked]].fillna(0).astype(bool).to_numpy()
+        observed[:, masked] &= masks
+    return pd.DataFrame(observed.astype(np.float32), index=panel.index, columns=list(features))
 
 
 def forward_returns(panel: pd.DataFrame, factors: tuple[str, ...], horizon: int) -> pd.DataFrame:

@@ -89,6 +89,25 @@ class _Encoder(nn.Module):
         return torch.nn.functional.gelu(self.out(z[:, -1]))
 
 
+class _StackedMLP(nn.Module):
+    """K independent MLP encoders (the ``mlp`` kind) as one module: their weights are stacked on a
+    leading axis, so one matrix product serves all K where a loop over K modules paid the
+    per-call overhead K times (the single-task twins spent most of their time there).
+    Initialised like ``nn.Linear`` (uniform within 1/sqrt(fan_in)). Output (n, K, hidden)."""
+
+    def __init__(self, k: int, n_in: int, hidden: int, dropout: float):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.empty(k, n_in, hidden).uniform_(-n_in ** -0.5, n_in ** -0.5))
+        self.b1 = nn.Parameter(torch.empty(k, hidden).uniform_(-n_in ** -0.5, n_in ** -0.5))
+        self.w2 = nn.Parameter(torch.empty(k, hidden, hidden).uniform_(-hidden ** -0.5, hidden ** -0.5))
+        self.b2 = nn.Parameter(torch.empty(k, hidden).uniform_(-hidden ** -0.5, hidden ** -0.5))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(nn.functional.gelu(torch.einsum("ni,kih->nkh", x.flatten(1), self.w1) + self.b1))
+        return self.drop(nn.functional.gelu(torch.einsum("nkh,khj->nkj", h, self.w2) + self.b2))
+
+
 class MultiTaskNet(nn.Module):
     """Shared encoder, one return head per factor (+ optional volatility and sign heads).
 
@@ -100,8 +119,11 @@ class MultiTaskNet(nn.Module):
                  hidden: int = 16, dropout: float = 0.1, vol_head: bool = True, sign_head: bool = True,
                  separate: bool = False):
         super().__init__()
-        self.encoders = nn.ModuleList(_Encoder(encoder, n_inputs, lookback, hidden, dropout)
-                                      for _ in range(n_factors if separate else 1))
+        if separate and encoder == "mlp":
+            self.encoders = nn.ModuleList([_StackedMLP(n_factors, n_inputs * lookback, hidden, dropout)])
+        else:
+            self.encoders = nn.ModuleList(_Encoder(encoder, n_inputs, lookback, hidden, dropout)
+                                          for _ in range(n_factors if separate else 1))
         # Row k of each Linear(hidden, n_factors) is factor k's own head (separate weights and
         # bias), reading the shared encoder or, when separate, factor k's own one.
         self.mean_head = nn.Linear(hidden, n_factors)
@@ -111,7 +133,10 @@ class MultiTaskNet(nn.Module):
         self.sign_head = nn.Linear(hidden, n_factors) if sign_head else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = torch.stack([e(x) for e in self.encoders], dim=1)  # (n, 1 or K, hidden)
+        if isinstance(self.encoders[0], _StackedMLP):
+            z = self.encoders[0](x)  # (n, K, hidden)
+        else:
+            z = torch.stack([e(x) for e in self.encoders], dim=1)  # (n, 1 or K, hidden)
 
         def head(layer: nn.Linear) -> torch.Tensor:
             return (z * layer.weight).sum(dim=-1) + layer.bias
@@ -215,9 +240,9 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
                            params["dropout"], self.vol_head, self.sign_head, self.separate_trunks)
         heads = ("mean",) + (("logvar",) if self.vol_head else ()) + (("sign",) if self.sign_head else ())
         loss_fn = _TaskLoss(Y.shape[1], heads, self.task_weighting, self.fixed_weights)
-        opt = torch.optim.Adam(
+        opt = torch.optim.Adam(  # foreach: one call per step for all weights, not one per tensor
             [{"params": net.parameters(), "weight_decay": params["weight_decay"]},
-             {"params": loss_fn.parameters(), "weight_decay": 0.0}], lr=params["lr"])
+             {"params": loss_fn.parameters(), "weight_decay": 0.0}], lr=params["lr"], foreach=True)
         # early stopping per trunk: the shared one on the mean error, each separate one on its factor's
         groups = [[k] for k in range(K)] if self.separate_trunks else [list(range(K))]
 
@@ -244,7 +269,8 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
             stale = np.where(better, 0, stale + 1)
             if (stale >= self.patience).all():
                 break
-        net.load_state_dict(_combine(states, K) if self.separate_trunks else states[0])
+        stacked = isinstance(net.encoders[0], _StackedMLP)
+        net.load_state_dict(_combine(states, K, stacked) if self.separate_trunks else states[0])
         net.eval()
         return net, float(best.mean())
 
@@ -280,8 +306,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
             core = _ridge(flat, Y)
             self.core_coef_ = core.coef_.reshape(Y.shape[1], -1)  # one factor: sklearn drops the axis
             self.core_intercept_ = np.reshape(core.intercept_, Y.shape[1])
-            core_loo = np.column_stack([ridge_loo_predictions(flat, Y[:, [k]], a)[:, 0]
-                                        for k, a in enumerate(np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))])
+            core_loo = ridge_loo_predictions(flat, Y, np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))
         model_val = core_loo[val] + self._ensemble(X[val], "mean")
         self.shrink_weight_ = choose_shrinkage(Y[val], model_val, Y.mean(axis=0), self.shrinkage)
         self.shrink_target_ = y.mean(axis=0)
@@ -329,11 +354,12 @@ def _ridge(X: np.ndarray, Y: np.ndarray) -> RidgeCV:
     return RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True).fit(X, Y)
 
 
-def _combine(states: list[dict[str, torch.Tensor]], n_factors: int) -> dict[str, torch.Tensor]:
-    """One state from per-factor best states: encoder k and head row k from factor k's state."""
+def _combine(states: list[dict[str, torch.Tensor]], n_factors: int, stacked: bool) -> dict[str, torch.Tensor]:
+    """One state from per-factor best states: encoder k and head row k from factor k's state
+    (a stacked encoder's weights, like a head's, hold factor k's in row k)."""
     out = {}
     for key, value in states[0].items():
-        if key.startswith("encoders."):
+        if key.startswith("encoders.") and not stacked:
             out[key] = states[int(key.split(".")[1])][key]
         elif value.shape[:1] == (n_factors,):  # a head's weight or bias: row k is factor k's
             out[key] = torch.stack([states[k][key][k] for k in range(n_factors)])
@@ -342,15 +368,25 @@ def _combine(states: list[dict[str, torch.Tensor]], n_factors: int) -> dict[str,
     return out
 
 
-def ridge_loo_predictions(X: np.ndarray, Y: np.ndarray, alpha: float) -> np.ndarray:
-    """Leave-one-out forecasts of ridge with an intercept: ``y_i - e_i / (1 - h_ii)``."""
+def ridge_loo_predictions(X: np.ndarray, Y: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+    """Leave-one-out forecasts of ridge with an intercept: ``y_i - e_i / (1 - h_ii)``.
+
+    ``alpha``: one penalty, or one per column of ``Y``. One thin SVD of the centred inputs serves
+    every penalty: with ``Xc = U S V'``, the hat matrix is ``U diag(s^2 / (s^2 + alpha)) U'``, so
+    neither a p x p inverse nor a refit per column is needed.
+    """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    xc, yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
-    inv = np.linalg.pinv(xc.T @ xc + alpha * np.eye(X.shape[1]))
-    fitted = xc @ (inv @ (xc.T @ yc)) + Y.mean(axis=0)
-    leverage = np.einsum("ij,jk,ik->i", xc, inv, xc) + 1.0 / len(X)
-    return Y - (Y - fitted) / (1.0 - leverage)[:, None]
+    xc, mean = X - X.mean(axis=0), Y.mean(axis=0)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    uty = u.T @ (Y - mean)
+    out = np.empty_like(Y)
+    for k, a in enumerate(np.broadcast_to(np.asarray(alpha, dtype=np.float64), Y.shape[1:])):
+        shrink = s**2 / (s**2 + a)
+        fitted = u @ (shrink * uty[:, k]) + mean[k]
+        leverage = (u**2) @ shrink + 1.0 / len(X)
+        out[:, k] = Y[:, k] - (Y[:, k] - fitted) / (1.0 - leverage)
+    return out
 
 
 def choose_shrinkage(y: np.ndarray, model: np.ndarray, mean: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:

@@ -35,9 +35,11 @@ HISTORY = "allocations.parquet"
 
 def known_panel(panel: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The panel rows dated on or before ``as_of`` (a row is known at its own date: timing.data)."""
+    from nlp.errors import UsageError
+
     known = panel.loc[panel.index <= as_of]
     if known.empty:
-        raise ValueError(f"the panel has no row on or before {as_of.date()} (it starts {panel.index[0].date()})")
+        raise UsageError(f"the panel has no row on or before {as_of.date()} (it starts {panel.index[0].date()})")
     return known
 
 

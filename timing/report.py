@@ -158,7 +158,7 @@ def _protocol(summary: dict) -> list[str]:
     lines = [f"- {name}: decisions {a} .. {b} ({n} holding periods)" for name, (a, b, n) in parts.items()]
     if "test" in parts:
         lines.append("- Designs were chosen on the validation part only; the test part is run once per design "
-                     "and reported as such (README, \"Factor-timing protocol\").")
+                     "and reported as such (docs/timing.md, \"Factor-timing protocol\").")
     return lines
 
 
@@ -247,7 +247,10 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
               _table(fm[fm.part == "all"][["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]], 4), ""]
     if has_expl:
         lines += ["## Feature-group importance", "", "![importance](img/importance.png)", "",
-                  _table(importance, 4), "", _table(ig, 3), "", "## Ablation", "", _table(ablation, 4), ""]
+                  _table(importance, 4), "", _table(ig, 3), ""]
+    lines += ["## Ablation", ""]
+    lines += [_table(ablation, 4) if len(ablation) else
+              "Not run: ablations refit the network once per feature group; `--explain full` runs them.", ""]
     lines += ["## Run timings (seconds)", "", _table(pd.DataFrame([summary["seconds"]]), 1), ""]
     atomic_write_text(out, "\n".join(lines))
     return out

@@ -9,7 +9,7 @@ import typer
 
 from nlp.errors import UsageError
 from nlp.renames import renamed_option
-from timing.cli import SetOpt
+from timing.cli import AllowFutureOpt, ExplainOpt, SetOpt, explain_override
 
 
 def register(app: typer.Typer) -> None:
@@ -27,21 +27,44 @@ def register(app: typer.Typer) -> None:
         as_of: str | None = typer.Option(None, "--as-of", help="Daily operation instead of the backtest: add the documents "
                                          "known since the last run, build, allocate, check health (ISO instant with a "
                                          "zone, or 'now'). Exit 4 on a health breach."),
+        allow_future: bool = AllowFutureOpt,
+        explain: str | None = ExplainOpt,
     ) -> None:
         """Score documents, build point-in-time features, run the timing backtest, write the report;
         with --as-of, one day of operation on <out>/daily (timing.daily)."""
-        cfg = _config(config, out, output_dir, overrides)
+        cfg = _config(config, out, output_dir, [*overrides, *explain_override(explain, "timing.")])
         if as_of is not None:
             if force:
                 raise UsageError("--force applies to the backtest run, not to --as-of")
             from timing.daily import run_day
 
-            _exit_on_breach(run_day(cfg, _instant(as_of)))
+            from nlp.instants import parse_instant
+
+            _exit_on_breach(run_day(cfg, parse_instant(as_of, "--as-of", now_ok=True), allow_future=allow_future))
             return
         from timing.orchestrator import run as run_pipeline
 
         report = run_pipeline(cfg, force=tuple(force))
         typer.echo(f"report: {report}")
+
+    @app.command("rollback")
+    def rollback(
+        to: str = typer.Option(..., "--to", help="The --as-of of an earlier completed daily run (ISO instant with "
+                               "its zone, as `altsignal run --as-of` took it)."),
+        config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
+                                           show_default="timing/configs/run_default.toml", help="Run config TOML."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's output_dir)."),
+        overrides: list[str] = SetOpt,
+    ) -> None:
+        """Roll the daily store in <out>/daily back to the state after an earlier run: later builds,
+        documents, scores, allocations, health rows and day batches are removed (timing.daily.rollback)."""
+        from nlp.instants import parse_instant
+        from timing.daily import rollback as roll_back
+
+        cfg = _config(config, out, None, overrides)
+        done = roll_back(cfg, parse_instant(to, "--to"))
+        typer.echo(f"rolled {cfg.output_dir}/daily back to {done['as_of']}: removed {done['runs_removed']} run(s), "
+                   f"{done['batches_removed']} batch folder(s), store rows {done['store']}")
 
     @app.command("replay")
     def replay(
@@ -69,19 +92,6 @@ def _config(config: Path | None, out: Path | None, output_dir: Path | None, over
     out = renamed_option(out, output_dir, "--out", "--output-dir")
     cfg = load_run_config(config or DEFAULT_RUN_CONFIG, overrides)
     return cfg if out is None else cfg.model_copy(update={"output_dir": out})
-
-
-def _instant(text: str):
-    """'now', an ISO instant with a zone, or a date (its midnight, UTC)."""
-    import pandas as pd
-
-    if text == "now":
-        return pd.Timestamp.now(tz="UTC")
-    try:
-        ts = pd.Timestamp(text)
-    except ValueError as exc:
-        raise UsageError(f"--as-of {text!r} is not a date or an instant", hint="e.g. 2017-02-28T21:00:00+00:00") from exc
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
 def _exit_on_breach(record: dict) -> None:

@@ -12,8 +12,11 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -117,3 +120,51 @@ def cached_stage(folder: Path, key: str, build: Callable[[Path], dict], resume: 
     remove_stage(folder)
     partial.rename(folder)
     return _state(folder)["summary"] | {"cached": False}
+
+
+@contextmanager
+def staged(folder: Path, names: tuple[str, ...]) -> Iterator[Path]:
+    """Copies of ``folder``'s ``names`` (files or folders; absent ones stay absent) to change in
+    ``folder/staged.partial``, moved over the originals, in ``names`` order, only if the block
+    finishes.
+
+    The stage folders' build-aside-then-rename, for outputs that persist from run to run (the
+    daily store): an error leaves the originals exactly as they were. A copy left by a killed run
+    is discarded: the originals are the truth. Each file is moved with one rename; a name the
+    block removed is removed from ``folder`` too, so a stale file never outlives its copy.
+    """
+    work = folder / f"staged{PARTIAL}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in names:
+        if (folder / name).is_dir():
+            shutil.copytree(folder / name, work / name)
+        elif (folder / name).exists():
+            shutil.copy2(folder / name, work / name)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for name in names:
+        _move_over(work / name, folder / name)
+    shutil.rmtree(work)
+
+
+def _move_over(src: Path, dst: Path) -> None:
+    """Make ``dst`` what ``src`` is (file, folder or absent), one rename per file."""
+    if src.is_dir():
+        new = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+        for rel in sorted(new):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src / rel, dst / rel)
+        for p in [p for p in dst.rglob("*") if p.is_file() and p.relative_to(dst) not in new]:
+            p.unlink()
+    elif src.exists():
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+    elif dst.is_dir():
+        shutil.rmtree(dst)
+    else:
+        dst.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ Presets name the sets this project reads (see ``corpora/cards/``):
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -231,6 +232,10 @@ def to_documents(
         )
     ingested_at = ingested_at or pd.Timestamp.now(tz="UTC")
     raw = raw.assign(_line=raw["_line"] if "_line" in raw else range(1, len(raw) + 1))
+    if mapping.entities:
+        listed, reasons = _listed_entities(raw[mapping.entities])
+        raw = _drop(raw.assign(**{mapping.entities: listed}), reasons, mapping.entities, raw[mapping.entities],
+                    where, rejects)
     for col, types, what in ((mapping.text, (str,), "a string"),
                              (mapping.entities, (str, list, tuple, np.ndarray), "a ticker string or a list of tickers")):
         if col:
@@ -265,6 +270,31 @@ def to_documents(
         for doc_id in out["doc_id"].tolist():
             seen.setdefault(doc_id, f"{where}:{first[doc_id]}")
     return out
+
+
+def _listed_entities(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Text holding a JSON list (``"[\\"LMSL\\", \\"RDLP\\"]"``: a writer that stringified a list) as
+    the list, and a reason for text that starts with ``[`` but is not a JSON list of strings.
+
+    No ticker starts with ``[``: taken as one ticker, such text would be a wrong entity, silently.
+    """
+    reasons = pd.Series(None, index=values.index, dtype="object")
+    if not (isinstance(values.dtype, pd.StringDtype) or values.dtype == object):
+        return values, reasons
+    text = values.map(lambda v: isinstance(v, str) and v.lstrip().startswith("["))
+    if not text.any():
+        return values, reasons
+    values = values.astype(object)
+    for idx in text[text].index:
+        try:
+            items = json.loads(values[idx])
+        except ValueError:
+            items = None
+        if isinstance(items, list) and all(isinstance(t, str) for t in items):
+            values[idx] = items
+        else:
+            reasons[idx] = "entities: text starting with '[' is not a JSON list of tickers"
+    return values, reasons
 
 
 def _wrong_type(values: pd.Series, types: tuple[type, ...], expected: str) -> pd.Series:

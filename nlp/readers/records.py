@@ -58,11 +58,14 @@ def undecodable(encoding: str) -> str:
 def expand_paths(spec: str | Path | Iterable[str | Path]) -> list[Path]:
     """A file, a folder (its supported files, sorted) or a glob -> the list of files to read."""
     if not isinstance(spec, (str, Path)):
-        return [p for s in spec for p in expand_paths(s)]
+        return _distinct([p for s in spec for p in expand_paths(s)])
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
     elif path.exists():
+        if not path.is_file():  # a FIFO, socket or device: its bytes can be read once, and jobs read twice
+            raise UsageError(f"{path} is not a regular file (a pipe, socket or device)",
+                             hint="write the stream to a file first, then read that file")
         files = [path]
     else:
         files = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
@@ -72,6 +75,18 @@ def expand_paths(spec: str | Path | Iterable[str | Path]) -> list[Path]:
     for f in files:
         if f.suffix.lower() not in SUFFIXES:
             raise UsageError(f"{f}: unsupported file type {f.suffix!r}; expected one of {sorted(SUFFIXES)}")
+    return files
+
+
+def _distinct(files: list[Path]) -> list[Path]:
+    """Refuse a file named twice (directly, through a folder or glob, or a link): its rows would be
+    read twice, every document a duplicate of itself."""
+    seen: dict[Path, Path] = {}
+    for f in files:
+        real = f.resolve()
+        if real in seen:
+            raise UsageError(f"input {f} is given twice (also as {seen[real]})", hint="name each input file once")
+        seen[real] = f
     return files
 
 

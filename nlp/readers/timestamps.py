@@ -8,6 +8,8 @@
   cutoff falls on that day. ``start_of_day`` exists for sources known to publish before the
   open; ``reject`` refuses such rows. A date-only value without a declared zone is refused:
   "end of the day" means nothing without a zone.
+- An offset outside -12:00..+14:00 (``+15:00``) is refused: no zone has it, so it is a typo
+  that would move the time by hours (``nlp.instants`` has the range).
 - A time outside the plausible range is refused (:func:`implausible`): by default before
   1990-01-01, where the exchange calendars of ``signals`` start, or more than a day after the
   document was ingested (a document cannot be known before it is published). Years such as
@@ -20,9 +22,13 @@ from typing import Literal
 
 import pandas as pd
 
+from nlp.instants import MAX_OFFSET, MIN_OFFSET, offset_reason
+
 DateOnlyPolicy = Literal["end_of_day", "start_of_day", "reject"]
 
 _AWARE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# The offset of an aware value: at its end (ISO) or before a trailing year (the %z formats of Twitter dumps).
+_OFFSET = r"([+-])(\d{2}):?(\d{2})?(?:\s+\d{4})?$"
 _DATE_ONLY = r"\d{4}-\d{2}-\d{2}"
 _END_OF_DAY = pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
 
@@ -69,6 +75,7 @@ def parse_published(
         parsed = pd.to_datetime(s[aware], format=fmt, utc=True, errors="coerce")
         out[aware] = parsed
         reasons[aware & out.isna()] = UNPARSEABLE
+        _check_offsets(s[aware], out, reasons)
     naive = todo & ~aware
     if naive.any():
         parsed = pd.to_datetime(s[naive], format=fmt, errors="coerce")
@@ -76,6 +83,15 @@ def parse_published(
         reasons[bad[bad].index] = UNPARSEABLE
         _localize_naive(parsed, ~bad, timezone, out, reasons)
     return out, reasons
+
+
+def _check_offsets(s: pd.Series, out: pd.Series, reasons: pd.Series) -> None:
+    """Refuse (NaT and a reason) the values whose UTC offset no zone has."""
+    parts = s.str.extract(_OFFSET)
+    minutes = (pd.to_numeric(parts[1]) * 60 + pd.to_numeric(parts[2]).fillna(0)) * parts[0].map({"+": 1, "-": -1})
+    offsets = pd.to_timedelta(minutes, unit="min")
+    for idx, offset in offsets[(offsets < MIN_OFFSET) | (offsets > MAX_OFFSET)].items():
+        out[idx], reasons[idx] = pd.NaT, f"impossible published_at: {offset_reason(offset)}"
 
 
 def _localize_naive(values: pd.Series, ok: pd.Series, timezone: str | None, out: pd.Series, reasons: pd.Series):

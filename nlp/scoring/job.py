@@ -26,11 +26,14 @@ and a hive key of the same name would clash with that column in ``pd.read_parque
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,9 +53,15 @@ from nlp.splits import file_sha256
 
 log = logging.getLogger(__name__)
 
+LOCK_FILE = ".lock"  # held (flock) by the job writing the folder
+
 
 class JobMismatch(UsageError, RuntimeError):
     """The output folder belongs to a job with other arguments, model or inputs."""
+
+
+class JobBusy(UsageError):
+    """Another scoring job is writing the same output folder right now."""
 
 
 @dataclass
@@ -136,10 +145,14 @@ def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str,
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk that filled up gets its space back for the manifest
+        raise
 
 
 def _read_parts(path: Path) -> dict[str, dict]:
@@ -237,17 +250,14 @@ class ChunkScorer:
 
 def run_job(spec: JobSpec, progress: bool = True) -> dict:
     """Run (or resume) a job; returns the final manifest with counts."""
-    from nlp.readers.documents import iter_documents
     from nlp.readers.records import expand_paths
     from nlp.scorer import Scorer
-    from nlp.scoring.runner import make_scorer
 
     cfg = spec.config
     out = Path(spec.out)
     files = expand_paths(spec.inputs)
     check_out(out)
-    manifest_path = out / "manifest.json"
-    manifest = _existing_manifest(manifest_path)
+    _existing_manifest(out / "manifest.json")  # another folder's file fails before the model loads
     # check=True: `auto` must not depend on whether a check record happened to be cached (the
     # numeric path is part of the job fingerprint that guards resumes).
     engine = Scorer.load(spec.model_path, config=cfg.engine, check=True).engine
@@ -258,6 +268,64 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
         embedder = Embedder(cfg.embed_model, threads=cfg.engine.threads)
     fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric,
                             embed_hash=embedder.model_hash if embedder is not None else None)
+    with _exclusive(out), _disk_full(out):
+        return _score_files(spec, files, fp, ident, engine, embedder, progress)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` while the job runs: a second job into the same folder is refused.
+
+    The manifest alone cannot: two jobs started together both find no manifest (loading the model
+    takes seconds), both write, and only one job's rows survive. ``flock`` ends with the process,
+    so a killed job never leaves the folder locked.
+    """
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobBusy(f"{out} is being written by another scoring job right now",
+                          hint="wait for it to finish, or use another --out folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _disk_full(out: Path) -> Iterator[None]:
+    """A full disk (ENOSPC) ends the job with an error naming ``out`` and the manifest marked
+    ``failed``, not ``running``; finished chunks stay listed, so a rerun resumes once there is space."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        path = out / "manifest.json"
+        if path.exists():
+            text = json.dumps(json.loads(path.read_text()) | {"status": "failed", "error": "no space left on device"},
+                              indent=2) + "\n"
+            try:
+                atomic_write_text(path, text)
+            except OSError:  # no room for a temp copy: rewrite in place, in the blocks the manifest holds
+                path.write_text(text)
+        raise UsageError(f"no space left on the device holding {out} while writing scores",
+                         hint="free space (or move --out), then rerun the same command: the job resumes "
+                              "from its finished chunks") from exc
+
+
+def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine, embedder, progress: bool) -> dict:
+    """The job's work, under its folder lock: open or check the manifest, score, complete it."""
+    from nlp.readers.documents import iter_documents
+    from nlp.scoring.runner import make_scorer
+
+    cfg = spec.config
+    out = Path(spec.out)
+    manifest_path = out / "manifest.json"
+    manifest = _existing_manifest(manifest_path)  # again, under the lock: a job may have started meanwhile
     if manifest is not None:
         if manifest["fingerprint"] != fp:
             raise JobMismatch(

@@ -12,6 +12,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from nlp.errors import UsageError
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 
 
@@ -26,7 +27,10 @@ def session_closes(grid: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.Datetim
     """Actual close instant (UTC) of each session, early closes included."""
     closes = _closes(calendar).reindex(pd.DatetimeIndex(grid))
     if closes.isna().any():
-        raise ValueError(f"{int(closes.isna().sum())} date(s) of the grid are not {calendar} sessions")
+        # the grid comes from the feature store: one built on another calendar (24h news, ...) cannot be traded here
+        raise UsageError(f"{int(closes.isna().sum())} date(s) of the grid are not {calendar} sessions, first "
+                         f"{closes.index[closes.isna()][0].date()}: the feature store's sessions follow another calendar",
+                         hint=f"research trades at {calendar} closes: build the store with sessions.calendar = {calendar!r}")
     return pd.DatetimeIndex(closes)
 
 
