@@ -107,7 +107,7 @@ def _commands(*group: str) -> set[str]:
 
 
 def test_groups_show_the_new_names_and_hide_the_old():
-    assert _commands() == {"data", "models", "score", "features", "timing", "research", "run", "replay"}
+    assert _commands() == {"data", "models", "score", "features", "timing", "research", "run", "replay", "rollback"}
     assert _commands("models") == {"finetune", "eval", "explain", "fetch-mpnet"}
 
 

@@ -88,6 +88,7 @@ def test_bad_run_config_is_a_clear_error(tmp_path):
         load_run_config(bad)
 
 
+@pytest.mark.slow
 def test_study_config_in_ci_size(shared_datasets, tmp_path):
     cfg = load_run_config(CONFIG_DIR / "study_ci.toml", ["scoring.numeric=fp32", "timing.walkforward.n_jobs=1"])
     cfg = cfg.model_copy(update={"output_dir": tmp_path / "study"})

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from scoring_support import tiny_model  # noqa: F401  (fixture)
+
 from nlp.progress import Progress
 
 
@@ -19,3 +21,20 @@ def test_off_a_terminal_a_stage_logs_one_line_and_draws_nothing(capsys, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
     assert lines[0].startswith("scoring: 1,200 doc in ") and lines[1].startswith("fit: 4 it in ")
+
+
+def test_model_loads_print_no_third_party_bars_or_warnings_unless_verbose(tiny_model, tmp_path):
+    """Off a terminal, loading a model through the CLI prints no transformers "Loading weights" bar
+    and no FutureWarning; ``--verbose`` lets them through."""
+    from subprocess_jobs import run_ok
+
+    from nlp.paths import SAMPLE_DIR
+
+    def score(*flags: str) -> str:
+        out = tmp_path / f"out{len(flags)}"
+        return run_ok([*flags, "score", "--input", str(SAMPLE_DIR / "news.csv"), "--source", "news", "--model",
+                       str(tiny_model), "--out", str(out), "--numeric", "fp32", "--no-cache"])
+
+    quiet = score()
+    assert "Loading weights" not in quiet and "FutureWarning" not in quiet and "scored 306 documents" in quiet
+    assert "Loading weights" in score("--verbose")

@@ -19,6 +19,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from nlp.paths import datasets_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +59,7 @@ def test_every_docs_page_is_in_the_run_order():
     assert len(set(DOC_PAGES)) == len(DOC_PAGES)
 
 
+@pytest.mark.slow
 def test_readme_blocks_run_in_order(tmp_path):
     """One test, README then docs pages in DOC_PAGES order: later blocks use what earlier ones wrote."""
     blocks = _blocks()
