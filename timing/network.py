@@ -44,13 +44,14 @@ CPU only, small by design: full history of monthly data trains in well under a s
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import RidgeCV
 from torch import nn
+
+from timing.forecaster import choose_shrinkage, validation_split  # noqa: F401 (choose_shrinkage: re-exported)
 
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 
@@ -216,11 +217,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     def _split(self, n: int) -> tuple[slice, slice]:
-        n_val = max(1, int(math.ceil(self.val_fraction * n)))
-        n_fit = n - n_val - self.gap
-        if n_fit < 2:
-            raise ValueError(f"{n} training samples leave nothing to fit after a validation tail of {n_val}")
-        return slice(0, n_fit), slice(n - n_val, n)
+        return validation_split(n, self.val_fraction, self.gap)
 
     def _train_one(self, X: np.ndarray, Y: np.ndarray, base: np.ndarray, seed: int,
                    params: dict) -> tuple[MultiTaskNet, float]:
@@ -387,9 +384,3 @@ def ridge_loo_predictions(X: np.ndarray, Y: np.ndarray, alpha: float | np.ndarra
         leverage = (u**2) @ shrink + 1.0 / len(X)
         out[:, k] = Y[:, k] - (Y[:, k] - fitted) / (1.0 - leverage)
     return out
-
-
-def choose_shrinkage(y: np.ndarray, model: np.ndarray, mean: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
-    """Per column, the weight ``w`` in ``weights`` minimising the squared error of ``mean + w (model - mean)``."""
-    errors = np.stack([((mean + w * (model - mean) - y) ** 2).sum(axis=0) for w in weights])
-    return np.asarray(weights, dtype=float)[errors.argmin(axis=0)]
