@@ -69,7 +69,7 @@ def test_a_regime_shift_keeps_forecasts_on_the_training_scale(which):
 def test_without_scaling_clip_and_guard_the_same_shift_breaks_the_forecast():
     """The test above has teeth: unclipped standard scaling and no guard let the shift through."""
     panel = _shifted(synthetic_panel(n=360, seed=3), "macro.m1", 240, 20.0)
-    spec = replace(make_spec(_cfg(scaling="standard", guard_k=None, linear_shrinkage=()), panel, FACTORS),
+    spec = replace(make_spec(_cfg(scaling="standard", guard_k=float("inf"), linear_shrinkage=()), panel, FACTORS),
                    clip=np.inf)
     model, pred = _fit_and_forecast(build_baselines(("ridge",), spec, None, 0)[0], panel, 240)
     fitted_sd = np.std([model.estimator.predict(x[None, -1]) for x in model.samples(
@@ -90,7 +90,7 @@ class _Huge(RegressorMixin, BaseEstimator):
 
 def test_a_model_whose_forecasts_are_all_clipped_is_reported_unstable():
     panel = synthetic_panel(n=300, seed=1)
-    spec = make_spec(_cfg(guard_k=None, linear_shrinkage=()), panel, FACTORS)
+    spec = make_spec(_cfg(guard_k=float("inf"), linear_shrinkage=()), panel, FACTORS)
     model, pred = _fit_and_forecast(lambda: WindowForecaster("exploding", _Huge(), spec, tabular=True), panel, 200)
     np.testing.assert_allclose(pred.to_numpy(), np.tile(model.bounds_[1], (len(pred), 1)))  # all clipped
     realised = forward_returns(panel, FACTORS, 1).loc[pred.index]
@@ -176,6 +176,7 @@ def test_the_scaling_method_is_a_typed_option():
         TimingConfig(stability={"scaling": "minmax"})
     with pytest.raises(ValidationError):
         TimingConfig(stability={"linear_shrinkage": [1.5]})
+    assert TimingConfig(stability={"guard_k": "inf"}).stability.guard is None  # TOML inf: no guard
 
 
 @pytest.mark.slow

@@ -61,7 +61,7 @@ def make_spec(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...],
         raise ValueError(f"the panel has no feature columns in groups {groups}")
     st = cfg.stability
     return PanelSpec(features, factors, cfg.network.lookback, cfg.horizon_periods, clip=st.clip, scaling=st.scaling,
-                     guard_k=st.guard_k, shrinkage=st.linear_shrinkage, val_fraction=cfg.network.val_fraction)
+                     guard_k=st.guard, shrinkage=st.linear_shrinkage, val_fraction=cfg.network.val_fraction)
 
 
 def network_factory(cfg: TimingConfig, spec: PanelSpec):

@@ -16,6 +16,7 @@ Decisions where the issue was silent:
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -248,14 +249,20 @@ class StabilityConfig(_Strict):
     network chooses its own (``network.shrinkage``); empty = no shrinkage. ``guard_k``: a
     forecast further from the training mean than ``guard_k`` times the in-sample fitted
     dispersion (the standard deviation of the model's own fitted values on its training rows) is
-    pulled back to that distance and the event is logged and counted; None = no guard.
+    pulled back to that distance and the event is logged and counted; ``inf`` (TOML ``inf``,
+    ``--set stability.guard_k=inf``) = no guard.
     Defaults chosen on the validation parts (docs/timing.md, "Daily panels through a crisis").
     """
 
     scaling: Scaling = DEFAULT_SCALING
     clip: float = Field(5.0, gt=0.0)
     linear_shrinkage: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    guard_k: float | None = Field(3.0, gt=0.0)
+    guard_k: float = Field(3.0, gt=0.0)
+
+    @property
+    def guard(self) -> float | None:
+        """``guard_k`` as ``PanelSpec.guard_k``: None when there is no guard."""
+        return self.guard_k if math.isfinite(self.guard_k) else None
 
     @field_validator("linear_shrinkage")
     @classmethod

@@ -32,7 +32,11 @@ continuous version): ``forecast = m + w_k (model_k - m)`` with ``m`` the trainin
 target and, per factor ``k``, ``w_k`` from ``shrinkage`` minimising the validation tail's squared
 error. There the model is the final linear path's leave-one-out forecast (exact for ridge, so a
 signal that only starts inside the tail still counts) plus the seed ensemble's correction, which
-never trained on the tail. Only training rows take part.
+never trained on the tail. Only training rows take part. With targets longer than one period
+(``gap > 1``: a weekly target on a daily panel) a row's neighbours share most of its target, so a
+leave-one-out forecast has in effect seen it and always favoured the full weight (issue 24: the
+network forecast 6% a week through 2009); there the linear path's tail forecast is the fit
+part's ridge, which never saw the tail.
 Ensembles over training windows (``windows``): besides the fit on the whole training window,
 one member per length ``w`` is fitted, with the same recipe, on the window's last ``w`` samples
 only; the forecast is the plain mean of all of them. A long window estimates slow-moving
@@ -298,13 +302,14 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[2]
         self.core_coef_ = np.zeros((Y.shape[1], flat.shape[1]))
         self.core_intercept_ = np.zeros(Y.shape[1])
-        core_loo = np.zeros_like(Y)
+        core_val = base[val]  # the fit part's ridge: never saw the tail
         if self.linear_core:  # the final linear path uses every training row, like the ridge baseline
             core = _ridge(flat, Y)
             self.core_coef_ = core.coef_.reshape(Y.shape[1], -1)  # one factor: sklearn drops the axis
             self.core_intercept_ = np.reshape(core.intercept_, Y.shape[1])
-            core_loo = ridge_loo_predictions(flat, Y, np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))
-        model_val = core_loo[val] + self._ensemble(X[val], "mean")
+            if self.gap <= 1:  # leave-one-out is out of sample only when targets do not overlap
+                core_val = ridge_loo_predictions(flat, Y, np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))[val]
+        model_val = core_val + self._ensemble(X[val], "mean")
         self.shrink_weight_ = choose_shrinkage(Y[val], model_val, Y.mean(axis=0), self.shrinkage)
         self.shrink_target_ = y.mean(axis=0)
         # a window as long as the training set would only repeat the fit above
