@@ -200,3 +200,14 @@ def test_stress_config_in_miniature(shared_datasets, tmp_path):
     assert {"network", "ridge", "equal_weight"} <= set(strategies)
     assert strategies["network"]["turnover_annual"] <= 252 / 5 * 2 * 6  # weekly schedule, capped weights
     assert np.isfinite(result.forecast_metrics.oos_r2).all()
+
+
+def test_stress_config_runs_the_study_design_on_market_and_macro_data():
+    stress = load_config(STRESS)
+    study = load_config(STRESS.parent / "study_timing.toml")
+    assert stress.network == study.network and stress.portfolio == study.portfolio
+    assert (stress.horizon, stress.data.frequency, stress.factors) == ("weekly", "daily", study.factors)
+    assert stress.data.source == "files" and stress.data.text_path is None  # no feature store, no text
+    assert (stress.data.start, stress.data.end, stress.walkforward.validation_end) == ("2006-11-01", "2013-11-29",
+                                                                                         "2009-12-31")
+    assert [e.known_lag_days for e in stress.data.extra_predictors] == [1]  # the VIX close is printed after 16:00
