@@ -117,8 +117,8 @@ class MacroRegimeRule:
 
 
 def _tabular(name: str, estimator, spec: PanelSpec, linear: bool = False) -> Callable[[], object]:
-    """A baseline on the window's last row; only the linear ones shrink toward the mean (forests and
-    boosting average training targets, so their forecasts cannot leave the training scale)."""
+    """A baseline on the window's last row. Only the linear ones get the shrinkage grid: forests and
+    boosting already forecast averages of training targets; the guard applies to all of them."""
     from timing.forecaster import WindowForecaster
 
     tab = replace(spec, lookback=1, shrinkage=spec.shrinkage if linear else ())
