@@ -211,3 +211,28 @@ def test_stress_config_runs_the_study_design_on_market_and_macro_data():
     assert (stress.data.start, stress.data.end, stress.walkforward.validation_end) == ("2006-11-01", "2013-11-29",
                                                                                          "2009-12-31")
     assert [e.known_lag_days for e in stress.data.extra_predictors] == [1]  # the VIX close is printed after 16:00
+
+
+def test_a_model_saved_before_the_stability_keys_still_loads(tmp_path):
+    """Daily operation reloads its saved model: an artifact written before issue 24 predicts as fitted."""
+    import json
+
+    from timing.artifact import load_forecaster, save_forecaster
+    from timing.backtest import make_timer
+
+    panel = synthetic_panel(n=200)
+    cfg = _cfg(guard_k=float("inf"))
+    spec = replace(make_spec(cfg, panel, FACTORS), shrinkage=())
+    model = WindowForecaster("network", make_timer(cfg), spec, tabular=False).fit(panel.iloc[:150])
+    save_forecaster(model, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    meta["scaler_mean"], meta["scaler_std"] = meta.pop("scaler_center"), meta.pop("scaler_scale")
+    for key in ("scaler_live", "guard_center", "linear_shrink_weight", "guard_limit"):
+        meta.pop(key)
+    for key in ("clip", "scaling", "guard_k"):
+        meta["spec"].pop(key)
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    feats, dates = panel.drop(columns=list(FACTORS)), panel.index[160:170]
+    # equal up to rounding: the old artifact shrinks around 0 with weight 1, the new one around the mean
+    np.testing.assert_allclose(load_forecaster(tmp_path / "m").predict(feats, dates), model.predict(feats, dates),
+                               rtol=1e-6, atol=1e-8)

@@ -74,16 +74,21 @@ def load_forecaster(folder: Path) -> WindowForecaster:
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     saved = meta["spec"]
+    # a model saved before the stability keys existed (issue 24) loads as it was fitted: mean/std
+    # scaling at the old clip, every feature alive, no guard, no shrinkage outside the timer
     spec = PanelSpec(tuple(saved["features"]), tuple(saved["factors"]), saved["lookback"], saved["horizon"],
-                     clip=saved["clip"], scaling=saved["scaling"], guard_k=saved["guard_k"])
+                     clip=saved.get("clip", 5.0), scaling=saved.get("scaling", "standard"), guard_k=saved.get("guard_k"))
     timer = _load_timer(meta, folder, spec)
     model = WindowForecaster("network", timer, spec, tabular=False)
     model.estimator = timer  # keep the fitted instance (the constructor clones)
-    model.scaler_ = FeatureScaler(np.array(meta["scaler_center"]), np.array(meta["scaler_scale"]),
-                                  np.array(meta["scaler_live"], dtype=bool))
+    center = np.array(meta.get("scaler_center", meta.get("scaler_mean")))
+    model.scaler_ = FeatureScaler(center, np.array(meta.get("scaler_scale", meta.get("scaler_std"))),
+                                  np.array(meta.get("scaler_live", [True] * len(center)), dtype=bool))
     model.bounds_ = tuple(np.array(b) for b in meta["bounds"])
-    model.center_, model.shrink_weight_ = np.array(meta["guard_center"]), np.array(meta["linear_shrink_weight"])
-    model.limit_ = None if meta["guard_limit"] is None else np.array(meta["guard_limit"])
+    k = len(spec.factors)
+    model.center_ = np.array(meta.get("guard_center", [0.0] * k))
+    model.shrink_weight_ = np.array(meta.get("linear_shrink_weight", [1.0] * k))
+    model.limit_ = None if meta.get("guard_limit") is None else np.array(meta["guard_limit"])
     model.guarded_ = 0
     # Only the last training date is kept (what the refit schedule and the point-in-time check need).
     model.train_dates_ = pd.DatetimeIndex([meta["train_end"]])
