@@ -81,10 +81,10 @@ def test_garbage_in_the_future_does_not_change_past_forecasts():
 
 def test_scaler_is_fitted_on_the_training_frame_only():
     panel = synthetic_panel(n=200)
-    spec = PanelSpec(("market.x1",), FACTORS, 1, 1)
+    spec = PanelSpec(("market.x1",), FACTORS, 1, 1, scaling="standard")
     _, scaler = training_samples(panel.iloc[:100], spec)
-    assert scaler.mean[0] == pytest.approx(panel["market.x1"].iloc[:100].mean())
-    assert scaler.std[0] == pytest.approx(panel["market.x1"].iloc[:100].std(ddof=0))
+    assert scaler.center[0] == pytest.approx(panel["market.x1"].iloc[:100].mean())
+    assert scaler.scale[0] == pytest.approx(panel["market.x1"].iloc[:100].std(ddof=0))
 
 
 def test_targets_start_after_the_feature_date():

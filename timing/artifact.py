@@ -58,10 +58,13 @@ def _load_timer(meta: dict, folder: Path, spec: PanelSpec) -> MultiTaskTimer:
 def save_forecaster(model: WindowForecaster, folder: Path) -> None:
     folder = Path(folder)
     meta = _timer_meta(model.estimator, folder) | {
-        "scaler_mean": model.scaler_.mean.tolist(),
-        "scaler_std": model.scaler_.std.tolist(), "bounds": [b.tolist() for b in model.bounds_],
+        "scaler_center": model.scaler_.center.tolist(), "scaler_scale": model.scaler_.scale.tolist(),
+        "scaler_live": model.scaler_.live.tolist(), "bounds": [b.tolist() for b in model.bounds_],
+        "guard_center": model.center_.tolist(), "linear_shrink_weight": model.shrink_weight_.tolist(),
+        "guard_limit": None if model.limit_ is None else model.limit_.tolist(),
         "spec": {"features": list(model.spec.features), "factors": list(model.spec.factors),
-                 "lookback": model.spec.lookback, "horizon": model.spec.horizon},
+                 "lookback": model.spec.lookback, "horizon": model.spec.horizon, "clip": model.spec.clip,
+                 "scaling": model.spec.scaling, "guard_k": model.spec.guard_k},
         "train_end": str(model.train_dates_[-1].date()),
     }
     atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
@@ -70,13 +73,23 @@ def save_forecaster(model: WindowForecaster, folder: Path) -> None:
 def load_forecaster(folder: Path) -> WindowForecaster:
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
-    spec = PanelSpec(tuple(meta["spec"]["features"]), tuple(meta["spec"]["factors"]),
-                     meta["spec"]["lookback"], meta["spec"]["horizon"])
+    saved = meta["spec"]
+    # a model saved before the stability keys existed (issue 24) loads as it was fitted: mean/std
+    # scaling at the old clip, every feature alive, no guard, no shrinkage outside the timer
+    spec = PanelSpec(tuple(saved["features"]), tuple(saved["factors"]), saved["lookback"], saved["horizon"],
+                     clip=saved.get("clip", 5.0), scaling=saved.get("scaling", "standard"), guard_k=saved.get("guard_k"))
     timer = _load_timer(meta, folder, spec)
     model = WindowForecaster("network", timer, spec, tabular=False)
     model.estimator = timer  # keep the fitted instance (the constructor clones)
-    model.scaler_ = FeatureScaler(np.array(meta["scaler_mean"]), np.array(meta["scaler_std"]))
+    center = np.array(meta.get("scaler_center", meta.get("scaler_mean")))
+    model.scaler_ = FeatureScaler(center, np.array(meta.get("scaler_scale", meta.get("scaler_std"))),
+                                  np.array(meta.get("scaler_live", [True] * len(center)), dtype=bool))
     model.bounds_ = tuple(np.array(b) for b in meta["bounds"])
+    k = len(spec.factors)
+    model.center_ = np.array(meta.get("guard_center", [0.0] * k))
+    model.shrink_weight_ = np.array(meta.get("linear_shrink_weight", [1.0] * k))
+    model.limit_ = None if meta.get("guard_limit") is None else np.array(meta["guard_limit"])
+    model.guarded_ = 0
     # Only the last training date is kept (what the refit schedule and the point-in-time check need).
     model.train_dates_ = pd.DatetimeIndex([meta["train_end"]])
     return model

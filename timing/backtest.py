@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,11 +59,14 @@ def make_spec(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...],
     features = tuple(feature_columns(panel, groups))
     if not features:
         raise ValueError(f"the panel has no feature columns in groups {groups}")
-    return PanelSpec(features, factors, cfg.network.lookback, cfg.horizon_periods)
+    st = cfg.stability
+    return PanelSpec(features, factors, cfg.network.lookback, cfg.horizon_periods, clip=st.clip, scaling=st.scaling,
+                     guard_k=st.guard, shrinkage=st.linear_shrinkage, val_fraction=cfg.network.val_fraction)
 
 
 def network_factory(cfg: TimingConfig, spec: PanelSpec):
-    return lambda: WindowForecaster(NETWORK, make_timer(cfg), spec, tabular=False)
+    # the network chooses its shrinkage weight inside MultiTaskTimer (network.shrinkage)
+    return lambda: WindowForecaster(NETWORK, make_timer(cfg), replace(spec, shrinkage=()), tabular=False)
 
 
 @dataclass
@@ -115,6 +118,25 @@ def _forecast_metrics(forecasts: dict[str, pd.DataFrame], kinds: dict[str, str],
                 table = forecast_table(realised, pred.loc[pred.index.intersection(dates)], bench, horizon)
                 out.append(table.assign(model=name, part=part))
     return pd.concat(out).rename_axis("factor").reset_index()
+
+
+def strategy_summary(pm: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """Per part and strategy: net and gross Sharpe with the annual turnover beside them (a
+    turnover of 300 a year turns any gross Sharpe negative at 20 bps, so it is read with it)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (part, strategy), rows in pm.groupby(["part", "strategy"], sort=False):
+        by = rows.set_index("basis")
+        out.setdefault(part, {})[strategy] = {
+            "net_sharpe": round(float(by.loc["net", "sharpe"]), 3), "gross_sharpe": round(float(by.loc["gross", "sharpe"]), 3),
+            "turnover_annual": round(float(by.loc["net", "turnover_annual"]), 2)}
+    return out
+
+
+def guard_summary(results: dict[str, WalkForwardResult]) -> dict[str, dict[str, float]]:
+    """How often each forecasting model's guard pulled a forecast back (timing.forecaster)."""
+    return {name: {"pulled_back": r.guarded, "forecasts": int(r.predictions.size),
+                   "share": round(r.guarded / max(r.predictions.size, 1), 4)}
+            for name, r in results.items() if r.guarded is not None}
 
 
 def _sharpe_tests(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict, seed: int) -> pd.DataFrame:
@@ -222,6 +244,7 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) 
         "panel_start": str(panel.index[0].date()), "panel_end": str(panel.index[-1].date()),
         "first_test": str(folds[0].test_dates[0].date()), "last_test": str(folds[-1].test_dates[1].date()),
         "n_folds": len(folds), "horizon_periods": h, "seconds": timings,
+        "strategies": strategy_summary(pmetrics), "guard": guard_summary(results),
         "parts": {k: [str(v[0].date()), str(v[-1].date()), len(v)] for k, v in parts.items()},
         # hyperparameters and shrinkage weights each fold chose on its own validation tail
         "network_chosen": [dict(m.estimator.best_params_, shrink_weight=m.estimator.shrink_weight_.round(2).tolist(),

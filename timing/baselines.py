@@ -30,6 +30,7 @@ loads this module to check baseline names, and that must stay cheap.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -115,10 +116,12 @@ class MacroRegimeRule:
         return pd.DataFrame(rows, index=dates, columns=list(self.factors))
 
 
-def _tabular(name: str, estimator, spec: PanelSpec) -> Callable[[], object]:
+def _tabular(name: str, estimator, spec: PanelSpec, linear: bool = False) -> Callable[[], object]:
+    """A baseline on the window's last row. Only the linear ones get the shrinkage grid: forests and
+    boosting already forecast averages of training targets; the guard applies to all of them."""
     from timing.forecaster import WindowForecaster
 
-    tab = PanelSpec(spec.features, spec.factors, 1, spec.horizon)
+    tab = replace(spec, lookback=1, shrinkage=spec.shrinkage if linear else ())
     return lambda: WindowForecaster(name, estimator, tab, tabular=True)
 
 
@@ -142,7 +145,7 @@ def _ridge(spec, _timer, _seed):
 
     from timing.network import RIDGE_ALPHAS
 
-    return [_tabular("ridge", RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True), spec)]
+    return [_tabular("ridge", RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True), spec, linear=True)]
 
 
 @register_baseline("elastic_net")
@@ -159,7 +162,7 @@ def _elastic_net(spec, _timer, seed):
     net = ElasticNetCV(l1_ratio=[0.5, 0.9], alphas=12, eps=1 / 30, cv=TimeSeriesSplit(3), tol=1e-3, max_iter=2000,
                        random_state=seed)
     return [_tabular("elastic_net", TransformedTargetRegressor(MultiOutputRegressor(net), transformer=StandardScaler()),
-                     spec)]
+                     spec, linear=True)]
 
 
 @register_baseline("random_forest")
@@ -184,7 +187,8 @@ def _lightgbm(spec, _timer, seed):
 def _single_task_net(spec, make_single_timer, _seed):
     from timing.forecaster import WindowForecaster
 
-    return [lambda: WindowForecaster("single_task_net", make_single_timer(), spec, tabular=False)]
+    # the twins shrink inside MultiTaskTimer, as the network does
+    return [lambda: WindowForecaster("single_task_net", make_single_timer(), replace(spec, shrinkage=()), tabular=False)]
 
 
 @register_baseline("macro_regime")

@@ -13,19 +13,36 @@ hand over): a frame on a sorted DatetimeIndex, one row per period end D, holding
 Point in time: the target of row D is the compounded factor return over the next ``h`` periods
 (D+1 .. D+h), so a feature row dated D only predicts returns that start after D. Scaling
 statistics are fitted by :class:`FeatureScaler` on the rows of the training frame only, and
-standardized values are winsorized at ``PanelSpec.clip`` standard deviations: a series that was
-nearly constant in training (or starts late) cannot hand a linear model a value of 10^4.
+scaled values are winsorized at ``PanelSpec.clip`` units: a series that was nearly constant in
+training (or starts late) cannot hand a linear model a value of 10^4.
+
+Decisions (issue 24: a daily panel through 2008 pushed ridge and the network to their bounds):
+- ``scaling="standard"`` (the default) is mean / standard deviation; ``"robust"`` centres on the
+  training median and divides by the training IQR / 1.349 (the standard deviation of a normal
+  with that IQR), falling back to the standard deviation where the IQR is zero (a mostly-constant
+  series, e.g. a monthly change carried over 21 sessions): one crisis week no longer sets the
+  unit for the calm years. Robust scaling lost on both validation parts (monthly default: network
+  net Sharpe 1.431 against 1.471; daily stress panel: network OOS R^2 down to -0.10 against
+  -0.011, its crisis values pile up at the clip), so it is an option, not the default.
+- a feature never observed, or constant, over the training frame is *dead* for that model:
+  both its value and its availability mask are zero at prediction time, so a series that starts
+  (or first moves) after training contributes nothing, where a mask flipping from 0 to 1 used
+  to feed an input the model never saw vary.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 FEATURE_GROUPS = ("sentiment", "text", "macro", "market", "extra")  # the <group> of feature columns (config imports it)
 MASK_SUFFIX = "__mask"
+Scaling = Literal["standard", "robust"]  # how FeatureScaler measures centre and unit
+DEFAULT_SCALING: Scaling = "standard"  # chosen on validation (docs/timing.md, "Daily panels through a crisis")
+IQR_PER_SD = 1.349  # interquartile range of a standard normal
 
 
 def feature_group(column: str) -> str:
@@ -56,41 +73,64 @@ def forward_returns(panel: pd.DataFrame, factors: tuple[str, ...], horizon: int)
 
 @dataclass(frozen=True)
 class PanelSpec:
-    """What a model sees: which features, which factors, how far back, how far ahead."""
+    """What a model sees: which features, which factors, how far back, how far ahead, how scaled."""
 
     features: tuple[str, ...]
     factors: tuple[str, ...]
     lookback: int
     horizon: int
-    clip: float = 5.0  # winsorize standardized inputs at +-clip
+    clip: float = 5.0  # winsorize scaled inputs at +-clip
+    scaling: Scaling = DEFAULT_SCALING
+    # what keeps forecasts on the training scale (timing.forecaster; config: TimingConfig.stability),
+    # carried here because the spec is what every model factory receives
+    guard_k: float | None = None  # pull back forecasts beyond k x the in-sample fitted dispersion
+    shrinkage: tuple[float, ...] = ()  # weights toward the mean chosen on the validation tail (linear baselines)
+    val_fraction: float = 0.2  # that tail, as a share of the training samples
 
     @property
     def n_inputs(self) -> int:
-        return 2 * len(self.features)  # standardized values + availability mask
+        return 2 * len(self.features)  # scaled values + availability mask
+
+
+def _observed(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask > 0, values, np.nan)
+
+
+def _standard(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.nanmean(observed, axis=0), np.nanstd(observed, axis=0)
+
+
+def _robust(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q25, median, q75 = np.nanpercentile(observed, [25, 50, 75], axis=0)
+    iqr = (q75 - q25) / IQR_PER_SD
+    return median, np.where(iqr > 1e-12, iqr, np.nanstd(observed, axis=0))
 
 
 @dataclass
 class FeatureScaler:
-    """Mean/std of each feature over its observed values in one training frame."""
+    """Centre and unit of each feature over its observed values in one training frame, and which
+    features were alive there (observed and not constant)."""
 
-    mean: np.ndarray
-    std: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    live: np.ndarray  # bool per feature: False = never observed or constant in training
 
     @classmethod
-    def fit(cls, values: np.ndarray, mask: np.ndarray) -> "FeatureScaler":
-        observed = np.where(mask > 0, values, np.nan)
-        with warnings.catch_warnings():  # a feature never observed in this window: mean 0, std 1
+    def fit(cls, values: np.ndarray, mask: np.ndarray, method: Scaling = DEFAULT_SCALING) -> "FeatureScaler":
+        with warnings.catch_warnings():  # a feature never observed in this window: NaN statistics, dead
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(observed, axis=0)
-            std = np.nanstd(observed, axis=0)
-        mean = np.nan_to_num(mean, nan=0.0)
-        std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
-        return cls(mean.astype(np.float64), std.astype(np.float64))
+            center, scale = (_robust if method == "robust" else _standard)(_observed(values, mask))
+        live = np.isfinite(center) & np.isfinite(scale) & (scale > 1e-12)
+        return cls(np.where(live, center, 0.0).astype(np.float64), np.where(live, scale, 1.0).astype(np.float64), live)
 
     def transform(self, values: np.ndarray, mask: np.ndarray, clip: float = np.inf) -> np.ndarray:
-        z = np.clip((values - self.mean) / self.std, -clip, clip)
-        # missing -> 0 (the training mean); the mask channel tells the model it was missing
-        return np.where(mask > 0, np.nan_to_num(z, nan=0.0), 0.0)
+        z = np.clip((values - self.center) / self.scale, -clip, clip)
+        # missing -> 0 (the training centre); the mask channel tells the model it was missing
+        return np.where((mask > 0) & self.live, np.nan_to_num(z, nan=0.0), 0.0)
+
+    def live_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Availability as the model sees it: a dead feature is never available."""
+        return mask * self.live
 
 
 @dataclass
@@ -105,7 +145,7 @@ def _inputs(frame: pd.DataFrame, spec: PanelSpec, scaler: FeatureScaler) -> np.n
     mask = availability(frame, feats).to_numpy()
     values = frame[feats].to_numpy(dtype=float)
     z = scaler.transform(values, mask, spec.clip)
-    return np.concatenate([z, mask], axis=1).astype(np.float32)
+    return np.concatenate([z, scaler.live_mask(mask)], axis=1).astype(np.float32)
 
 
 def _windows(inputs: np.ndarray, rows: np.ndarray, lookback: int) -> np.ndarray:
@@ -115,7 +155,7 @@ def _windows(inputs: np.ndarray, rows: np.ndarray, lookback: int) -> np.ndarray:
 
 def fit_scaler(frame: pd.DataFrame, spec: PanelSpec) -> FeatureScaler:
     feats = list(spec.features)
-    return FeatureScaler.fit(frame[feats].to_numpy(dtype=float), availability(frame, feats).to_numpy())
+    return FeatureScaler.fit(frame[feats].to_numpy(dtype=float), availability(frame, feats).to_numpy(), spec.scaling)
 
 
 def training_samples(frame: pd.DataFrame, spec: PanelSpec) -> tuple[Samples, FeatureScaler]:

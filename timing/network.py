@@ -32,7 +32,11 @@ continuous version): ``forecast = m + w_k (model_k - m)`` with ``m`` the trainin
 target and, per factor ``k``, ``w_k`` from ``shrinkage`` minimising the validation tail's squared
 error. There the model is the final linear path's leave-one-out forecast (exact for ridge, so a
 signal that only starts inside the tail still counts) plus the seed ensemble's correction, which
-never trained on the tail. Only training rows take part.
+never trained on the tail. Only training rows take part. With targets longer than one period
+(``gap > 1``: a weekly target on a daily panel) a row's neighbours share most of its target, so a
+leave-one-out forecast has in effect seen it and always favoured the full weight (issue 24: the
+network forecast 6% a week through 2009); there the linear path's tail forecast is the fit
+part's ridge, which never saw the tail.
 Ensembles over training windows (``windows``): besides the fit on the whole training window,
 one member per length ``w`` is fitted, with the same recipe, on the window's last ``w`` samples
 only; the forecast is the plain mean of all of them. A long window estimates slow-moving
@@ -44,13 +48,14 @@ CPU only, small by design: full history of monthly data trains in well under a s
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import RidgeCV
 from torch import nn
+
+from timing.forecaster import choose_shrinkage, validation_split  # noqa: F401 (choose_shrinkage: re-exported)
 
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 
@@ -216,11 +221,7 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     def _split(self, n: int) -> tuple[slice, slice]:
-        n_val = max(1, int(math.ceil(self.val_fraction * n)))
-        n_fit = n - n_val - self.gap
-        if n_fit < 2:
-            raise ValueError(f"{n} training samples leave nothing to fit after a validation tail of {n_val}")
-        return slice(0, n_fit), slice(n - n_val, n)
+        return validation_split(n, self.val_fraction, self.gap)
 
     def _train_one(self, X: np.ndarray, Y: np.ndarray, base: np.ndarray, seed: int,
                    params: dict) -> tuple[MultiTaskNet, float]:
@@ -301,13 +302,14 @@ class MultiTaskTimer(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[2]
         self.core_coef_ = np.zeros((Y.shape[1], flat.shape[1]))
         self.core_intercept_ = np.zeros(Y.shape[1])
-        core_loo = np.zeros_like(Y)
+        core_val = base[val]  # the fit part's ridge: never saw the tail
         if self.linear_core:  # the final linear path uses every training row, like the ridge baseline
             core = _ridge(flat, Y)
             self.core_coef_ = core.coef_.reshape(Y.shape[1], -1)  # one factor: sklearn drops the axis
             self.core_intercept_ = np.reshape(core.intercept_, Y.shape[1])
-            core_loo = ridge_loo_predictions(flat, Y, np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))
-        model_val = core_loo[val] + self._ensemble(X[val], "mean")
+            if self.gap <= 1:  # leave-one-out is out of sample only when targets do not overlap
+                core_val = ridge_loo_predictions(flat, Y, np.reshape(core.alpha_, -1) * np.ones(Y.shape[1]))[val]
+        model_val = core_val + self._ensemble(X[val], "mean")
         self.shrink_weight_ = choose_shrinkage(Y[val], model_val, Y.mean(axis=0), self.shrinkage)
         self.shrink_target_ = y.mean(axis=0)
         # a window as long as the training set would only repeat the fit above
@@ -387,9 +389,3 @@ def ridge_loo_predictions(X: np.ndarray, Y: np.ndarray, alpha: float | np.ndarra
         leverage = (u**2) @ shrink + 1.0 / len(X)
         out[:, k] = Y[:, k] - (Y[:, k] - fitted) / (1.0 - leverage)
     return out
-
-
-def choose_shrinkage(y: np.ndarray, model: np.ndarray, mean: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
-    """Per column, the weight ``w`` in ``weights`` minimising the squared error of ``mean + w (model - mean)``."""
-    errors = np.stack([((mean + w * (model - mean) - y) ** 2).sum(axis=0) for w in weights])
-    return np.asarray(weights, dtype=float)[errors.argmin(axis=0)]

@@ -6,6 +6,14 @@ OOS R^2 per factor and model, feature-group importance (permutation and integrat
 Tables: forecast metrics, net and gross portfolio metrics, ablation, run timings, and a check
 of the issue's targets stated plainly (met or not).
 
+Stability (issue 24): a model whose OOS R^2 on any factor is below :data:`UNSTABLE_R2` is
+*unstable*: its R^2 cells are rendered as a bold red ``unstable`` label (the number beside it in
+parentheses), never as a bare number, and the targets list names it. -0.5 is far below anything a
+forecast near the historical mean can reach (a forecast that is pure noise of the size of the
+historical mean's error scores about -1, one at a bound scores -3 and lower), so the flag marks a
+broken forecast, not a weak one. How often each model's guard pulled a forecast back
+(``summary.json``, ``guard``) has its own table.
+
 Decision: the verdicts are data (:func:`report_verdicts` -> :class:`Verdicts`) and
 :func:`render_verdicts` writes them as Markdown, here and in the run summary
 (``timing.orchestrator``), so no caller reads the rendered report back.
@@ -26,6 +34,7 @@ import pandas as pd  # noqa: E402
 from nlp.rejects import atomic_path, atomic_write_text  # noqa: E402
 
 NETWORK = "network"
+UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)
 
 
 def _save(fig, path: Path) -> None:
@@ -77,6 +86,34 @@ HEADLINE_COLUMNS = ["strategy", "sharpe", "sharpe_lo", "sharpe_hi", "ann_return"
                     "turnover_annual", "cost_drag", "n"]
 
 
+def unstable_models(fm: pd.DataFrame) -> dict[str, float]:
+    """Models with an OOS R^2 below :data:`UNSTABLE_R2` on some factor and part -> their lowest."""
+    low = fm.groupby("model", sort=False)["oos_r2"].min()
+    return {m: float(v) for m, v in low.items() if v < UNSTABLE_R2}
+
+
+def r2_cell(value: float, digits: int = 4) -> str:
+    """An OOS R^2 as a table cell: the number, or a bold red ``unstable`` label with it."""
+    if pd.isna(value):
+        return ""
+    if value < UNSTABLE_R2:
+        return f'<b style="color:red">unstable</b> ({value:.2f})'
+    return f"{value:.{digits}f}"
+
+
+def _flag_r2(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return df.assign(**{c: df[c].map(r2_cell) for c in columns})
+
+
+def _stability_check(fm: pd.DataFrame) -> list[TargetCheck]:
+    unstable = unstable_models(fm)
+    if not unstable:
+        return []
+    named = ", ".join(f"{m} (lowest {v:.2f})" for m, v in unstable.items())
+    return [TargetCheck(f"Models flagged unstable, OOS R^2 below {UNSTABLE_R2} on some factor: {named}",
+                        "unstable", False)]
+
+
 def target_checks(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> list[TargetCheck]:
     """The issue's targets, each with its verdict and the numbers behind it."""
     net = fm[(fm.model == NETWORK) & (fm.part == "all")]
@@ -112,7 +149,7 @@ def target_checks(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> li
         checks.append(TargetCheck(
             f"{part} part, network gross Sharpe {rows.loc['gross', 'sharpe']:.3f}, net {rows.loc['net', 'sharpe']:.3f}; "
             f"annual turnover {rows.loc['net', 'turnover_annual']:.2f}; cost drag {rows.loc['net', 'cost_drag']:.4f} a year"))
-    return checks
+    return checks + _stability_check(fm)
 
 
 def verdicts(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> Verdicts:
@@ -160,6 +197,15 @@ def _protocol(summary: dict) -> list[str]:
         lines.append("- Designs were chosen on the validation part only; the test part is run once per design "
                      "and reported as such (docs/timing.md, \"Factor-timing protocol\").")
     return lines
+
+
+def _guard_lines(guard: dict) -> list[str]:
+    """How often each model's forecasts were pulled back toward the training mean."""
+    if not guard:
+        return []
+    table = pd.DataFrame([{"model": m, **g} for m, g in guard.items()])
+    return ["Forecasts pulled back by the guard (beyond k x the in-sample fitted dispersion; "
+            "`stability.guard_k`):", "", _table(table, 4), ""]
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -241,10 +287,12 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", _table(tests), "",
               "## Forecasts", "", "![oos r2](img/oos_r2.png)", ""]
     for part in [p for p in ("validation", "test", "all") if p in set(fm.part)]:
-        lines += [f"OOS R^2 vs the historical mean, {part} part:", "", _table(_pivot(fm, part, "oos_r2"), 4), "",
+        r2 = _pivot(fm, part, "oos_r2")
+        lines += [f"OOS R^2 vs the historical mean, {part} part:", "", _table(_flag_r2(r2, list(r2.columns[1:]))), "",
                   f"Clark-West p, {part} part:", "", _table(_pivot(fm, part, "cw_p"), 3), ""]
-    lines += ["All forecast metrics, whole out-of-sample period:", "",
-              _table(fm[fm.part == "all"][["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]], 4), ""]
+    every = fm[fm.part == "all"][["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]]
+    lines += ["All forecast metrics, whole out-of-sample period:", "", _table(_flag_r2(every, ["oos_r2"]), 4), ""]
+    lines += _guard_lines(summary.get("guard", {}))
     if has_expl:
         lines += ["## Feature-group importance", "", "![importance](img/importance.png)", "",
                   _table(importance, 4), "", _table(ig, 3), ""]

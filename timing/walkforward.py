@@ -54,6 +54,7 @@ class WalkForwardResult:
     predictions: pd.DataFrame  # test dates x factors
     folds: list[Fold]
     models: list = field(default_factory=list)
+    guarded: int | None = None  # forecasts pulled back toward the training mean (timing.forecaster); None: no guard
 
 
 def make_folds(index: pd.DatetimeIndex, cfg: WalkForwardConfig, lookback: int, horizon: int) -> list[Fold]:
@@ -108,10 +109,12 @@ def run_walkforward(
     models = [m for m, _ in out]
     name, kind = models[0].name, models[0].kind
     predictions = pd.concat([p for _, p in out])
+    guarded = sum(m.guarded_ for m in models) if all(hasattr(m, "guarded_") for m in models) else None
     if not keep_models:
         models = []
     predictions = predictions[[c for c in factors if c in predictions.columns]]
     if not np.isfinite(predictions.to_numpy(dtype=float)).all():
         raise ValueError(f"{name} produced non-finite forecasts")
-    log.info("%s: %d folds, %d test rows", name, len(folds), len(predictions))
-    return WalkForwardResult(name, kind, predictions, folds, models)
+    log.info("%s: %d folds, %d test rows, %s forecasts pulled back by the guard", name, len(folds), len(predictions),
+             guarded)
+    return WalkForwardResult(name, kind, predictions, folds, models, guarded)
