@@ -23,10 +23,15 @@ def test_off_a_terminal_a_stage_logs_one_line_and_draws_nothing(capsys, caplog):
     assert lines[0].startswith("scoring: 1,200 doc in ") and lines[1].startswith("fit: 4 it in ")
 
 
-def test_model_loads_print_no_third_party_bars_or_warnings_unless_verbose(tiny_model, tmp_path):
+def test_model_loads_print_no_third_party_bars_or_warnings_unless_verbose(tiny_model, tmp_path, monkeypatch):
     """Off a terminal, loading a model through the CLI prints no transformers "Loading weights" bar
     and no FutureWarning; ``--verbose`` lets them through."""
     from subprocess_jobs import run_ok
+
+    # the CLI quiets the bars through the environment, which an in-process CLI test earlier in this
+    # worker may have set; the commands below must start from the user's environment
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        monkeypatch.delenv(name, raising=False)
 
     from nlp.paths import SAMPLE_DIR
 
