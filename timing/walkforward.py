@@ -115,6 +115,6 @@ def run_walkforward(
     predictions = predictions[[c for c in factors if c in predictions.columns]]
     if not np.isfinite(predictions.to_numpy(dtype=float)).all():
         raise ValueError(f"{name} produced non-finite forecasts")
-    log.info("%s: %d folds, %d test rows, %s forecasts pulled back by the guard", name, len(folds), len(predictions),
-             guarded)
+    log.info("%s: %d folds, %d test rows%s", name, len(folds), len(predictions),
+             "" if guarded is None else f", {guarded} forecasts pulled back by the guard")
     return WalkForwardResult(name, kind, predictions, folds, models, guarded)
