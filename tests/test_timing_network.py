@@ -12,7 +12,8 @@ from timing.forecaster import WindowForecaster
 from timing.metrics import oos_r2
 from sklearn.linear_model import Ridge, RidgeCV
 
-from timing.network import RIDGE_ALPHAS, MultiTaskTimer, choose_shrinkage, ridge_loo_predictions
+from timing.forecaster import choose_shrinkage
+from timing.network import RIDGE_ALPHAS, MultiTaskTimer, ridge_loo_predictions
 from timing.registry import baseline_factory
 from timing.synthetic import synthetic_panel
 from timing.walkforward import make_folds, run_walkforward

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -302,8 +303,6 @@ def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
     moves back first: a rollback cut short is finished by running it again. The stores change on
     a staged copy, as a day does, so a failed rollback leaves them as they were.
     """
-    import shutil
-
     from timing.stage_cache import staged
 
     to = pd.Timestamp(to).tz_convert("UTC")
@@ -350,8 +349,6 @@ def _drop_later(path: Path, column: str, to: pd.Timestamp) -> None:
 
 
 def _drop_model_after(model_dir: Path, to: pd.Timestamp) -> None:
-    import shutil
-
     meta = model_dir / "meta.json"
     if meta.exists() and pd.Timestamp(json.loads(meta.read_text())["train_end"]) > to.tz_convert(None):
         shutil.rmtree(model_dir)

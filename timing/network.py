@@ -55,7 +55,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import RidgeCV
 from torch import nn
 
-from timing.forecaster import choose_shrinkage, validation_split  # noqa: F401 (choose_shrinkage: re-exported)
+from timing.forecaster import choose_shrinkage, validation_split
 
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 
