@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlp.paths import SAMPLE_DIR  # noqa: E402
+from core.paths import SAMPLE_DIR  # noqa: E402
 
 ALTSIGNAL = str(Path(sys.executable).with_name("altsignal"))
 

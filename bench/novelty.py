@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.threads import set_threads
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 NEWS = "dated_news/analyst_ratings_processed_partial_to2018.parquet"
@@ -56,7 +58,7 @@ def peak_rss_mb() -> float:
 
 
 def datasets() -> Path:
-    from nlp.paths import datasets_dir
+    from core.paths import datasets_dir
 
     return Path(datasets_dir())
 
@@ -110,12 +112,11 @@ def naive(frame: pd.DataFrame, rows: np.ndarray, window: int) -> np.ndarray:
 
 
 def bench_default(args) -> dict:
-    import torch
 
     from nlp.embeddings import Embedder
     from signals.novelty import novelty
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out: dict = {"bench": "novelty", "threads": args.threads, "loadavg_start": os.getloadavg()[0]}
     emb = Embedder(threads=args.threads)
     texts = headlines(args.embed_n)["headline"].astype(str).tolist()
@@ -200,7 +201,7 @@ def bench_reuse(args) -> dict:
     from nlp.models.artifact import load_classifier
     from signals.novelty import STALE_THRESHOLD, novelty
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     df = headlines(args.reuse_n, seed=2)
     texts = df["headline"].astype(str).tolist()
     mini = Embedder(threads=args.threads).encode(texts)
@@ -240,12 +241,11 @@ def bench_reuse(args) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 def bench_corpora(args) -> dict:
-    import torch
 
     from nlp.embeddings import Embedder
     from signals.novelty import novelty
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out: dict = {"bench": "novelty_corpora", "threads": args.threads, "loadavg_start": os.getloadavg()[0]}
     cache = Path(args.cache) if args.cache else None
     emb = Embedder(threads=args.threads)
@@ -355,9 +355,8 @@ def main(argv=None) -> None:
     p.add_argument("--skip-default", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if not args.skip_default:
         print(json.dumps(bench_default(args)), flush=True)
     if args.score_cost:

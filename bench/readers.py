@@ -25,9 +25,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlp.paths import dataset_path  # noqa: E402
+from core.paths import dataset_path  # noqa: E402
+from core.rejects import Rejects  # noqa: E402
 from nlp.readers.documents import ColumnMapping, read_documents  # noqa: E402
-from nlp.rejects import Rejects  # noqa: E402
 
 MAPPING = ColumnMapping(doc_id="id", text="text", published_at="created_at", entities="ticker")
 

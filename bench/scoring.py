@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.threads import set_threads
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -70,7 +72,7 @@ def matmul_peak(dtype: str, threads: int, size: int = 1024, seconds: float = 2.0
     """GFLOP/s of a square matmul (best of repeated timings) with ``threads`` threads."""
     import torch
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     a, b = torch.randn(size, size, dtype=dt), torch.randn(size, size, dtype=dt)
     for _ in range(3):
@@ -94,10 +96,9 @@ def useful_gflop(model, n_tokens: np.ndarray) -> float:
 
 def run_pipeline(sm, texts: list[str], threads: int, batch_size: int | None) -> tuple[list[str], float, float]:
     """Predicted labels, wall seconds and CPU seconds of the ``pipeline`` over ``texts``."""
-    import torch
     from transformers import pipeline
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     pipe = pipeline("text-classification", model=sm.model, tokenizer=sm.tokenizer, device=-1,
                     truncation=True, max_length=sm.meta.max_length)
     pipe(texts[:4])  # warm-up
@@ -204,10 +205,10 @@ def frontier_row(model, texts: list[str], args, measured: dict | None = None) ->
     """Accuracy and macro-F1 on the three test sets (fp32, the path model cards are evaluated on)
     and sentences/s on the bench sentences on ``--frontier-numeric`` (taken from ``measured``, the
     model's engine paths, when it was benchmarked above)."""
+    from core.rejects import Rejects
     from nlp.contracts import LABELS
     from nlp.models.evaluate import load_eval_set
     from nlp.models.metrics import accuracy, macro_f1
-    from nlp.rejects import Rejects
     from nlp.scorer import Scorer
 
     scorer = Scorer.load(model, numeric="fp32", threads=args.threads)
@@ -278,7 +279,7 @@ def memory_check(args) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nlp.paths import dataset_path
+    from core.paths import dataset_path
 
     heads = pd.read_parquet(dataset_path("dated_news", "analyst_ratings_processed_partial_to2018.parquet"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -294,7 +295,7 @@ def memory_check(args) -> dict:
             writer = writer or pq.ParquetWriter(src, t.schema)
             writer.write_table(t)
         writer.close()
-        cmd = [sys.executable, "-c", "import resource,sys; from nlp.cli import app\n"
+        cmd = [sys.executable, "-c", "import resource,sys; from altsignal.cli import app\n"
                "try:\n    app()\nexcept SystemExit as e:\n    code = e.code\n"
                "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)",
                "score", "--input", str(src), "--source", "news", "--id-col", "doc_id", "--text-col", "headline",

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from core.threads import set_threads
 from timing.backtest import make_spec, make_timer, run_backtest
 from timing.config import TimingConfig, load_config
 from timing.data import history_panel
@@ -67,7 +68,7 @@ def threads(repeats: int) -> dict:
     default_threads = torch.get_num_threads()
     result = {"bench": "timing_fit", "samples": len(samples.X), "epochs": 60, "default_threads": default_threads}
     for label, n in (("one_thread", 1), ("default_threads", default_threads)):
-        torch.set_num_threads(n)
+        set_threads(n)
         times = []
         for _ in range(repeats):
             t = time.perf_counter()

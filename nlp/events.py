@@ -66,7 +66,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from nlp.paths import CORPORA_DIR, datasets_dir
+from core.paths import CORPORA_DIR, datasets_dir
 
 EVENT_TYPES = ("earnings", "guidance", "analyst_up", "analyst_down", "analyst_other", "mna", "legal",
                "management", "product_deal", "macro_market", "other")

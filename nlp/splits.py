@@ -42,10 +42,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UnknownNameError, UsageError
-from nlp.paths import SPLITS_DIR, datasets_dir
+from core.atomic import atomic_write_text
+from core.errors import UnknownNameError, UsageError
+from core.hashing import file_sha256
+from core.paths import SPLITS_DIR, datasets_dir
+from core.rejects import Rejects
 from nlp.readers import phrasebank, tfns
-from nlp.rejects import Rejects, atomic_write_text
 
 NORMALIZATION_VERSION = 1
 SPLITS = ("train", "validation", "test")
@@ -84,12 +86,6 @@ def assign_split(key: str, config: SplitConfig = CONFIG) -> str:
     if bucket < config.test_pct + config.validation_pct:
         return "validation"
     return "train"
-
-
-def file_sha256(path: Path) -> str:
-    """Content hash of a file, streamed (dataset files and job inputs can be large)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _assignment_digest(assignment: dict[str, str]) -> str:

@@ -1,7 +1,7 @@
 """Point-in-time sentiment features, market and macro data, the DuckDB feature store.
 
 ``from signals import FeatureProvider`` is the import API (loaded lazily so that importing
-``signals.cli`` for ``altsignal --help`` stays fast).
+``altsignal.commands.features`` for ``altsignal --help`` stays fast).
 """
 from __future__ import annotations
 

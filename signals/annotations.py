@@ -187,8 +187,8 @@ def build_text_store(db, text_db, cfg: AnnotationConfig = AnnotationConfig(), si
     """
     from pathlib import Path
 
-    from nlp.errors import UsageError
-    from nlp.rejects import atomic_path
+    from core.atomic import atomic_path
+    from core.errors import UsageError
     from signals.config import DEFAULT_CONFIG
     from signals.store import FeatureStore
 

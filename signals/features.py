@@ -58,8 +58,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.errors import UsageError
 from nlp.contracts import MARKET_ENTITY, ContractError
-from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.scans import Daily, aggregate_days, fresh_state, running_state
 from signals.sessions import session_cutoffs, sessions

@@ -3,7 +3,7 @@
 :func:`health_table` takes the run's Score rows (already assigned to sessions), its reject counts,
 the model fingerprints and the age of its market and macro inputs, and returns one row per check
 with ``status`` in ``ok | warn | breach | info``. A scheduler reads the exit status: a run whose
-table has a breach exits :data:`nlp.errors.EXIT_HEALTH` (4) after writing every output, so cron
+table has a breach exits :data:`core.errors.EXIT_HEALTH` (4) after writing every output, so cron
 or Airflow can alert while the day's features and allocations still exist.
 
 The checks and their default thresholds (:class:`HealthConfig`, all settable in the run config):
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 
 STATUSES = ("ok", "info", "warn", "breach")
 
@@ -174,7 +174,7 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nlp.rejects import atomic_path, atomic_write_text
+    from core.atomic import atomic_path, atomic_write_text
 
     cfg = config or HealthConfig()
     out = Path(out)
@@ -245,7 +245,7 @@ def check_store(db: Path, as_of: pd.Timestamp, out: Path, jobs: list[Path] = (),
     (a re-run replaces its block); the previous session's fingerprints are the reference.
     Returns the table and the report's path; the caller decides the exit status (:func:`worst_status`).
     """
-    from nlp.rejects import atomic_path
+    from core.atomic import atomic_path
     from signals.sessions import session_cutoffs, sessions
     from signals.store import FeatureStore
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.market import close_instant, load_sp500
 

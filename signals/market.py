@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 
 log = logging.getLogger(__name__)

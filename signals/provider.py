@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.errors import UsageError
 from nlp.contracts import MARKET_ENTITY
-from nlp.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.macro import load_fredmd, month_end_instant, packaged_macro
 from signals.market import market_features

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-
 _DECAY_GAPS = 256  # session gaps with a precomputed exponential decay factor
 
 

@@ -15,7 +15,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 from signals.config import DEFAULT_CONFIG, SessionConfig
 from signals.market import close_instant
 

@@ -67,7 +67,7 @@ reason, so one bad row can never make later builds fail.
 Every write runs in one transaction (a failed write leaves the file as it was), and
 :meth:`FeatureStore.transaction` groups several (``features build`` adds and builds in one).
 Parquet exports are written to a temporary file and renamed. DuckDB lets one process write a
-store file at a time: another process gets :class:`~nlp.errors.StoreBusyError` (exit 3), and a
+store file at a time: another process gets :class:`~core.errors.StoreBusyError` (exit 3), and a
 file that is not a readable DuckDB store gives :class:`StoreDamagedError` (exit 3).
 """
 from __future__ import annotations
@@ -85,12 +85,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.errors import EXIT_STORE, AltsignalError, StoreBusyError, UsageError
+from core.rejects import Rejects
 from nlp.contracts import DOCUMENT_SCHEMA, SCORE_SCHEMA, validate_daily_features, validate_scores
-from nlp.errors import EXIT_STORE, AltsignalError, StoreBusyError, UsageError
-from nlp.rejects import Rejects
 from signals.config import DEFAULT_CONFIG, SignalsConfig
-from signals.features import (_DAY_US, _frame, aggregate_source, calendar_span, compute_features, connect,
-                              empty_features, feature_columns, output_columns, parquet_scan, query_df)
+from signals.features import (
+    _DAY_US,
+    _frame,
+    aggregate_source,
+    calendar_span,
+    compute_features,
+    connect,
+    empty_features,
+    feature_columns,
+    output_columns,
+    parquet_scan,
+    query_df,
+)
 from signals.scans import Daily, fresh_state
 from signals.sessions import session_cutoffs, session_index, sessions
 

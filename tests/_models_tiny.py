@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
+from core.threads import set_threads
+
 POS = ["Profit rose sharply and beat expectations .", "Sales jumped 40 % to a record high .",
        "The company raised its full-year guidance .", "Shares surged after strong quarterly earnings .",
        "Operating margin improved significantly .", "Net income doubled from a year earlier ."]
@@ -19,6 +21,6 @@ TINY = pd.DataFrame({"text": POS + NEG + NEU, "label": ["positive"] * 6 + ["nega
 def _one_torch_thread():
     """One torch thread: on a shared 2-core machine two threads per test run 3-5x slower."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)
     yield
-    torch.set_num_threads(before)
+    set_threads(before)

@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
-from nlp.paths import datasets_dir
+from core.paths import datasets_dir
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,9 +13,9 @@ import pytest
 @pytest.fixture(scope="session")
 def minilm_model(tmp_path_factory) -> Path:
     """The packaged MiniLM encoder with a fresh (seeded) 3-class head: real shapes and kernels."""
-    from nlp.models.artifact import PACKAGED_MINILM, ModelMeta, load_base_for_classification, save_classifier
-
     import torch
+
+    from nlp.models.artifact import PACKAGED_MINILM, ModelMeta, load_base_for_classification, save_classifier
 
     torch.manual_seed(0)
     tok, model = load_base_for_classification(PACKAGED_MINILM)
@@ -27,12 +27,11 @@ def minilm_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer, 64-wide BERT with MiniLM's tokenizer: same code paths, a fraction of the time."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from nlp.contracts import LABELS
     from nlp.models.artifact import PACKAGED_MINILM, ModelMeta, resolve_base, save_classifier
-
-    import torch
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(resolve_base(PACKAGED_MINILM))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-CLI = [sys.executable, "-c", "from nlp.cli import app; app()"]
+CLI = [sys.executable, "-c", "from altsignal.cli import app; app()"]
 STOP_BOUND_S = 10  # liveness bound: an interrupted job and all its processes are gone by then
 
 

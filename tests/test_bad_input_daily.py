@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 from scoring_support import tiny_model  # noqa: F401  (fixture)
 from subprocess_jobs import Job
-from test_daily import SMALL, _cfg, _cutoff, _daily_config, _store
+from test_daily import SMALL, _cfg, _cutoff, _daily_config
 from typer.testing import CliRunner
 
-from nlp.cli import app
-from nlp.errors import UsageError
+from altsignal.cli import app
+from altsignal.daily import read_state, rollback, run_day
+from core.errors import UsageError
 from signals.store import FeatureStore
-from timing.daily import read_state, rollback, run_day
 
 
 def _error(output: str) -> str:

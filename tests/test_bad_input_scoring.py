@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
-from nlp.cli import app
-from nlp.errors import UsageError
+from altsignal.cli import app
+from core.errors import UsageError
+from core.rejects import Rejects
 from nlp.readers.documents import get_preset, iter_documents, read_documents
 from nlp.readers.records import expand_paths
-from nlp.rejects import Rejects
 from nlp.scoring.job import read_scores
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 HEADER = "doc_id,published_at,tickers,headline,publisher,url"
 NEWS = get_preset("sample:news").mapping
@@ -423,7 +423,7 @@ def test_a_real_full_tmpfs_is_a_clear_error(tiny_model, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     good = _csv(tmp_path / "a.csv", [_row(i, text="x " * 400 + str(i)) for i in range(40)])
-    cmd = (f"mount -t tmpfs -o size=12k tmpfs {mnt} && {sys.executable} -c 'from nlp.cli import app; app()' score "
+    cmd = (f"mount -t tmpfs -o size=12k tmpfs {mnt} && {sys.executable} -c 'from altsignal.cli import app; app()' score "
            f"--input {good} --out {mnt}/job --model {tiny_model} --source news --numeric fp32 --quiet --no-cache "
            f"--chunk-rows 5; echo rc=$?; cat {mnt}/job/manifest.json")
     res = subprocess.run([unshare, "-rm", "sh", "-c", cmd], capture_output=True, text=True, timeout=300)

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from nlp.cli import app
+from altsignal.cli import app
+from core.errors import EXIT_STORE, EXIT_USAGE, UsageError
 from nlp.contracts import SCORE_SCHEMA
-from nlp.errors import EXIT_STORE, EXIT_USAGE, UsageError
 from signals import FeatureProvider
 from signals.store import FeatureStore, StoreDamagedError
 from signals.synthetic import score_frame
@@ -241,7 +241,7 @@ def test_a_second_writer_gets_one_clear_error(tmp_path):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert hold.stdout.readline().strip() == "ready"
-        proc = subprocess.run([sys.executable, "-c", "from nlp.cli import app; app()", "features", "build",
+        proc = subprocess.run([sys.executable, "-c", "from altsignal.cli import app; app()", "features", "build",
                                "--scores", str(job), "--db", str(db)],
                               capture_output=True, text=True, timeout=300, env=dict(os.environ))
     finally:

@@ -11,12 +11,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from nlp.cli import app
-from nlp.errors import EXIT_BUG, EXIT_USAGE, AltsignalError
+from altsignal.cli import app
+from altsignal.orchestrator import check_run
+from altsignal.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config
+from altsignal.stage_cache import cached_stage
+from core.errors import EXIT_BUG, EXIT_USAGE, AltsignalError
 from timing.config import load_config
-from timing.orchestrator import check_run
-from timing.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config
-from timing.stage_cache import cached_stage
 
 
 def _cli(*args: str):

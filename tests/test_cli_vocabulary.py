@@ -12,8 +12,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from nlp.cli import app
-from nlp.errors import UsageError
+from altsignal.cli import app
+from core.errors import UsageError
 
 
 class _Stop(UsageError):
@@ -143,7 +143,7 @@ def test_score_and_data_load_share_the_column_options():
 
 
 def test_eval_numeric_has_score_numeric_help():
-    from nlp.cli_options import NUMERIC_HELP
+    from altsignal.cli_options import NUMERIC_HELP
 
     flat = lambda text: " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())  # noqa: E731 - rich wraps the help
     assert flat(NUMERIC_HELP) in flat(_help("models", "eval")) and flat(NUMERIC_HELP) in flat(_help("score"))

@@ -1,13 +1,13 @@
-"""The one config loader (nlp.config_files): extends chains, deep merge, loops, dotted overrides."""
+"""The one config loader (core.config_files): extends chains, deep merge, loops, dotted overrides."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from nlp.config_files import ConfigError, apply_overrides, load, load_validated, parse_value
+from altsignal.run_config import RunConfig
+from core.config_files import ConfigError, apply_overrides, load, load_validated, parse_value
 from timing.config import TimingConfig
-from timing.run_config import RunConfig
 
 
 def _write(folder, name, text):
@@ -93,7 +93,7 @@ def test_the_readme_run_configuration_example_validates(tmp_path):
     import re
     from pathlib import Path
 
-    from timing.run_config import load_run_config
+    from altsignal.run_config import load_run_config
 
     root = Path(__file__).resolve().parents[1]
     section = (root / "docs" / "configuration.md").read_text().split("## Run configuration", 1)[1]
@@ -107,7 +107,7 @@ def test_the_readme_run_configuration_example_validates(tmp_path):
 def test_finetune_config_file_uses_the_one_loader_and_flags_override_it(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from nlp.cli import app
+    from altsignal.cli import app
 
     (tmp_path / "base.json").write_text('{"epochs": 5, "lr": 0.001, "model_id": "from-base"}')
     (tmp_path / "mine.toml").write_text('extends = "base.json"\nlr = 0.0002\n')

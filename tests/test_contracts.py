@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
+from core.rejects import Rejects
 from nlp.contracts import ContractError, require_columns, validate_documents, validate_labeled
-from nlp.rejects import Rejects
 
 
 def _docs(**over):

@@ -14,9 +14,9 @@ import pytest
 from scoring_support import tiny_model  # noqa: F401  (fixture)
 from subprocess_jobs import Job, duckdb_table, run_ok
 
-from nlp.errors import UsageError
-from timing.daily import read_state, replay, run_day, session_instants
-from timing.run_config import DEFAULT_RUN_CONFIG, load_run_config
+from altsignal.daily import read_state, replay, run_day, session_instants
+from altsignal.run_config import DEFAULT_RUN_CONFIG, load_run_config
+from core.errors import UsageError
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_replay_equals_one_batch_run_and_reruns_change_nothing(tiny_model, tmp_p
 
 
 def _daily_config(tmp_path: Path, model: Path, out: Path) -> Path:
-    from timing.run_config import CONFIG_DIR
+    from altsignal.run_config import CONFIG_DIR
 
     cfg = tmp_path / f"{out.name}.toml"
     cfg.write_text(f'extends = "{CONFIG_DIR / "run_default.toml"}"\nname = "daily"\noutput_dir = "{out}"\n'

@@ -11,13 +11,13 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
+from core.paths import SAMPLE_DIR
 from nlp.embeddings import Embedder, embedding_matrix, read_embeddings
-from nlp.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobMismatch, JobSpec, read_scores, run_job
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 NEWS = SAMPLE_DIR / "news.csv"
 CHUNK = 25
@@ -84,7 +84,7 @@ def test_scores_are_bit_identical_with_and_without_embed(tiny_model, embedded, t
 def test_resume_after_sigkill_with_embed_gives_the_uninterrupted_rows(tiny_model, embedded, tmp_path):
     uninterrupted, _ = embedded
     out = tmp_path / "b"
-    cmd = [sys.executable, "-c", "from nlp.cli import app; app()", "score", "--input", str(NEWS),
+    cmd = [sys.executable, "-c", "from altsignal.cli import app; app()", "score", "--input", str(NEWS),
            "--source", "news", "--model", str(tiny_model), "--out", str(out), "--numeric", "fp32",
            "--batch-tokens", "512", "--chunk-rows", str(CHUNK), "--threads", "1", "--embed", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.threads import set_threads
 from nlp.events import (
     DEFINITIONS,
     EVENT_TYPES,
@@ -72,9 +73,8 @@ def test_taxonomy_and_rules_are_consistent():
 
 @pytest.fixture(scope="module")
 def typer():
-    import torch
 
-    torch.set_num_threads(1)
+    set_threads(1)
     return EventTyper()
 
 
@@ -141,7 +141,7 @@ def test_evaluation_on_the_joined_sample(shared_datasets, typer, tmp_path):
 def test_events_eval_command_writes_md_and_json(shared_datasets, tmp_path):
     from typer.testing import CliRunner
 
-    from nlp.cli import app
+    from altsignal.cli import app
 
     res = CliRunner().invoke(app, ["research", "events-eval", "--split", "dev", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output

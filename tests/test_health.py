@@ -93,7 +93,7 @@ def test_later_rows_change_nothing_about_an_earlier_session():
 def test_features_health_cli_writes_the_report_and_exits_4_on_a_breach(tmp_path):
     from typer.testing import CliRunner
 
-    from nlp.cli import app
+    from altsignal.cli import app
     from signals.store import FeatureStore
     from signals.synthetic import synthetic_scores
 

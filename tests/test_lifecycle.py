@@ -1,4 +1,4 @@
-"""``nlp.lifecycle.marks_interruption``: a stage is marked interrupted however the signal surfaces.
+"""``core.lifecycle.marks_interruption``: a stage is marked interrupted however the signal surfaces.
 
 Run in a fresh interpreter: the signal handlers belong to the main thread of the process.
 """
@@ -9,7 +9,7 @@ import sys
 
 SCRIPT = """
 import os, signal, time
-from nlp import lifecycle
+from core import lifecycle
 
 marks = []
 try:

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from scoring_support import tiny_model  # noqa: F401 (fixture)
-
 from _models_tiny import _one_torch_thread  # noqa: F401 (autouse fixture)
+from scoring_support import tiny_model  # noqa: F401 (fixture)
 
 # Same token-length bucket: one compiled shape, so the test pays for one compilation.
 TEXTS = ["Profit rose sharply this quarter .", "Sales fell sharply this quarter .",

@@ -5,12 +5,11 @@ import hashlib
 
 import numpy as np
 import pytest
+from _models_tiny import _one_torch_thread  # noqa: F401 (autouse fixture)
 
+from core.paths import SPLITS_DIR
 from nlp.models import SHIPPED_MODELS, default_model_path, model_path
 from nlp.models.artifact import PACKAGED_MINILM, load_classifier, predict_proba, read_meta
-from nlp.paths import SPLITS_DIR
-
-from _models_tiny import _one_torch_thread  # noqa: F401 (autouse fixture)
 
 SHIPPED = sorted(SHIPPED_MODELS)
 

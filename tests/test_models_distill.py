@@ -5,13 +5,12 @@ import math
 
 import pytest
 import torch
+from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 
 from nlp.models.artifact import load_classifier, predict_proba, read_meta
 from nlp.models.config import FinetuneConfig
 from nlp.models.finetune import finetune, training_loss
 from nlp.models.training import UNLABELED, encode_labels
-
-from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def test_training_loss_by_hand():

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 from sklearn.metrics import confusion_matrix as sk_cm
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
@@ -13,8 +14,6 @@ from typer.testing import CliRunner
 from nlp.models import metrics
 from nlp.models.baselines import BASELINES, LoughranMcDonald, MajorityClass, Vader, make_baseline
 from nlp.models.evaluate import EvalInputError, evaluate, load_eval_set, model_predictor
-from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
-
 
 # ---------------------------------------------------------------- metrics by hand
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])
@@ -163,7 +162,7 @@ def test_evaluate_writes_json_leaderboard_and_png(tiny_model, eval_files, tmp_pa
 @pytest.mark.parametrize("numeric", [None, "bf16"])
 def test_cli_eval_scores_on_the_numeric_path_asked(tiny_model, eval_files, tmp_path, numeric):
     """fp32 (the model cards' path) unless --numeric names another; results.json records the path used."""
-    from nlp.cli import app
+    from altsignal.cli import app
 
     args = ["models", "eval", str(eval_files["train"]), "-m", str(tiny_model), "-o", str(tmp_path), "--n-boot", "10"]
     res = CliRunner().invoke(app, args + (["--numeric", numeric] if numeric else []))
@@ -173,7 +172,7 @@ def test_cli_eval_scores_on_the_numeric_path_asked(tiny_model, eval_files, tmp_p
 
 
 def test_cli_eval_and_explain(tiny_model, eval_files, tmp_path):
-    from nlp.cli import app
+    from altsignal.cli import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["models", "eval", str(eval_files["train"]), "-m", str(tiny_model), "-b", "majority",

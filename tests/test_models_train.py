@@ -5,15 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
 
 from nlp.models.artifact import load_classifier, predict_proba, read_meta
 from nlp.models.calibration import fit_temperature, nll
 from nlp.models.config import FinetuneConfig
 from nlp.models.finetune import balanced_order, class_weights, finetune, train_classifier
 from nlp.models.training import TokenizedSet, encode_labels, predict_logits
-
-from _models_tiny import TINY, _one_torch_thread  # noqa: F401 (autouse fixture)
-
 
 
 def _cfg(method: str, **kw) -> FinetuneConfig:

@@ -6,9 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from timing.orchestrator import run
-from timing.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config, stage_timing_config
-from timing.stage_cache import stage_key
+from altsignal.orchestrator import run
+from altsignal.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config, stage_timing_config
+from altsignal.stage_cache import stage_key
 
 # Keep the timing stage small: the tests check the plumbing, the README reports the full runs.
 SMALL_TIMING = [
@@ -103,7 +103,7 @@ def test_study_config_in_ci_size(shared_datasets, tmp_path):
 
 
 def test_a_scorer_that_learned_from_the_runs_period_is_refused(tmp_path):
-    from nlp.errors import UsageError
+    from core.errors import UsageError
 
     # The shipped default distilled on 2009-2018 text; the sample corpus is 2016-06 .. 2017-02.
     cfg = load_run_config(DEFAULT_RUN_CONFIG, [*SMALL_TIMING, "scoring.model=default"])
@@ -114,9 +114,9 @@ def test_a_scorer_that_learned_from_the_runs_period_is_refused(tmp_path):
 
 
 def test_text_period_check_compares_the_model_with_the_documents(tmp_path):
-    from nlp.errors import UsageError
+    from altsignal.orchestrator import check_text_period
+    from core.errors import UsageError
     from nlp.models import model_path
-    from timing.orchestrator import check_text_period
 
     def docs(*days: str):
         folder = tmp_path / days[0]
@@ -138,19 +138,19 @@ def test_stage_keys_cover_the_code_that_builds_each_stage(tmp_path, monkeypatch)
     """A run folder written by other code is rebuilt, not reported as cached."""
     import shutil
 
-    from timing import stage_cache
+    from core import hashing
 
     pkg = tmp_path / "pkg_under_test"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "stage.py").write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    before = stage_cache.code_digest("pkg_under_test")
-    assert stage_cache.code_digest("signals") != stage_cache.code_digest("timing")
-    stage_cache.code_digest.cache_clear()
+    before = hashing.code_digest("pkg_under_test")
+    assert hashing.code_digest("signals") != hashing.code_digest("timing")
+    hashing.code_digest.cache_clear()
     (pkg / "stage.py").write_text("X = 2\n")
-    assert stage_cache.code_digest("pkg_under_test") != before
-    stage_cache.code_digest.cache_clear()
+    assert hashing.code_digest("pkg_under_test") != before
+    hashing.code_digest.cache_clear()
     shutil.copy(pkg / "stage.py", pkg / "more.py")
     (pkg / "stage.py").write_text("X = 1\n")
-    assert stage_cache.code_digest("pkg_under_test") != before  # a new file counts too
+    assert hashing.code_digest("pkg_under_test") != before  # a new file counts too

@@ -5,11 +5,11 @@ import logging
 
 from scoring_support import tiny_model  # noqa: F401  (fixture)
 
-from nlp.progress import Progress
+from core.progress import Progress
 
 
 def test_off_a_terminal_a_stage_logs_one_line_and_draws_nothing(capsys, caplog):
-    caplog.set_level(logging.INFO, logger="nlp.progress")
+    caplog.set_level(logging.INFO, logger="core.progress")
     assert list(Progress(range(1200), desc="scoring", unit="doc")) == list(range(1200))
     bar = Progress(total=10, desc="fit", dynamic_ncols=True)
     bar.update(4)
@@ -33,7 +33,7 @@ def test_model_loads_print_no_third_party_bars_or_warnings_unless_verbose(tiny_m
     for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
         monkeypatch.delenv(name, raising=False)
 
-    from nlp.paths import SAMPLE_DIR
+    from core.paths import SAMPLE_DIR
 
     def score(*flags: str) -> str:
         out = tmp_path / f"out{len(flags)}"

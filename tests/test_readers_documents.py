@@ -6,10 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import UsageError
+from core.rejects import Rejects
 from nlp.contracts import DOCUMENT_SCHEMA, ContractError
-from nlp.errors import UsageError
 from nlp.readers.documents import PRESETS, iter_documents, load_preset, read_documents
-from nlp.rejects import Rejects
 
 NEWS = PRESETS["sample:news"].mapping
 SOCIAL = PRESETS["sample:social"].mapping
@@ -134,7 +134,7 @@ def test_mapping_errors_are_clear(news_csv):
 
 
 def test_cli_load_writes_parquet_and_rejects(tmp_path, news_csv):
-    from nlp.cli import app
+    from altsignal.cli import app
 
     out, rej = tmp_path / "out" / "docs.parquet", tmp_path / "out" / "rejects.jsonl"
     result = CliRunner().invoke(app, [
@@ -152,7 +152,7 @@ def test_cli_load_writes_parquet_and_rejects(tmp_path, news_csv):
 
 
 def test_cli_load_needs_a_mapping_for_files(tmp_path, news_csv):
-    from nlp.cli import app
+    from altsignal.cli import app
 
     result = CliRunner().invoke(app, ["data", "load", str(news_csv), "--out", str(tmp_path / "x.parquet"),
                                       "--rejects", str(tmp_path / "r.jsonl")])

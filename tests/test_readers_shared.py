@@ -3,9 +3,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.rejects import Rejects
 from nlp.readers import phrasebank, tfns
 from nlp.readers.documents import PRESETS, iter_documents, load_preset, read_documents
-from nlp.rejects import Rejects
 
 # PROVENANCE.md: rows, positive, neutral, negative
 FPB_COUNTS = {"50agree": (4846, 1363, 2879, 604), "66agree": (4217, 1168, 2535, 514),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp.paths import datasets_dir
+from core.paths import datasets_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 from signals.research.config import DEFAULT_RESEARCH, EventConfig
 from signals.research.events import event_study
 from signals.research.prices import price_panel, read_prices

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nlp.cli import app
+from altsignal.cli import app
 from signals.research.config import DEFAULT_RESEARCH
 from signals.research.prices import load_prices
 from signals.research.stocknet import run_benchmark

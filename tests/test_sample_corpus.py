@@ -12,8 +12,8 @@ import re
 import pandas as pd
 import pytest
 
+from core.paths import SAMPLE_DIR
 from nlp.contracts import LABELS
-from nlp.paths import SAMPLE_DIR
 
 NY = "America/New_York"
 # The corpus window, in New York time: the first session day to the end of the last one.

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.engine import Scored
 from nlp.scoring.job import JobSpec, read_scores, run_job
 from nlp.scoring.score_cache import ScoreCache, output_fingerprint, text_key
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 COMPARE = ["doc_id", "unit", "model_id", "p_neg", "p_neu", "p_pos", "score", "n_tokens", "source",
            "published_at", "entities"]
@@ -91,7 +91,7 @@ def test_everything_that_changes_a_score_changes_the_fingerprint():
 def test_cli_reuses_scores_across_jobs_and_no_cache_turns_it_off(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
-    from nlp.cli import app
+    from altsignal.cli import app
 
     def score(out, *extra):
         res = CliRunner().invoke(app, ["score", "--input", str(SAMPLE_DIR / "social.jsonl"), "--model", str(tiny_model),

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from nlp import Scorer
-from nlp.errors import UsageError
-from nlp.models import SHIPPED_MODELS
-from nlp.paths import SAMPLE_DIR
 from scoring_support import tiny_model  # noqa: F401  (fixture)
+
+from core.errors import UsageError
+from core.paths import SAMPLE_DIR
+from core.threads import set_threads
+from nlp import Scorer
+from nlp.models import SHIPPED_MODELS
 
 # NFKC and whitespace cases (ligature, full-width digits, non-breaking space, runs of spaces) and a
 # text longer than the tiny model's 64 tokens, next to the sample's labeled sentences.
@@ -75,7 +76,7 @@ def test_loading_sets_torch_threads_only_when_asked(tiny_model):
         Scorer.load(tiny_model, numeric="fp32", threads=other)
         assert torch.get_num_threads() == other
     finally:
-        torch.set_num_threads(before)
+        set_threads(before)
 
 
 def test_a_shipped_model_that_is_not_installed_is_a_usage_error(tmp_path, monkeypatch):

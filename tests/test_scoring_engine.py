@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scoring_support import minilm_model, tiny_model  # noqa: F401  (fixtures)
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 from nlp.scoring.config import EngineConfig
 from nlp.scoring.engine import ScoringEngine
-from scoring_support import minilm_model, tiny_model  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import time
 
 import pandas as pd
 import pytest
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobMismatch, JobSpec, read_scores, run_job
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 NEWS = SAMPLE_DIR / "news.csv"
 COMPARE = ["doc_id", "unit", "model_id", "p_neg", "p_neu", "p_pos", "score", "n_tokens", "source",
@@ -54,7 +54,7 @@ def test_streaming_chunks_give_the_rows_of_one_pass(tiny_model, whole, tmp_path)
 def test_resume_after_sigkill_gives_exactly_the_uninterrupted_rows(tiny_model, whole, tmp_path):
     uninterrupted, _ = whole  # one chunk; chunking does not change rows (test above)
     out = tmp_path / "b"
-    cmd = [sys.executable, "-c", "from nlp.cli import app; app()", "score", "--input", str(NEWS),
+    cmd = [sys.executable, "-c", "from altsignal.cli import app; app()", "score", "--input", str(NEWS),
            "--source", "news", "--model", str(tiny_model), "--out", str(out), "--numeric", "fp32",
            "--batch-tokens", "512", "--chunk-rows", "25", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
@@ -90,7 +90,7 @@ def test_resuming_into_a_folder_of_another_job_is_refused(tiny_model, whole):
 def test_cli_source_auto_writes_parquet_parts_and_manifest(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
-    from nlp.cli import app
+    from altsignal.cli import app
 
     res = CliRunner().invoke(app, ["score", "--input", str(SAMPLE_DIR / "social.jsonl"), "--model", str(tiny_model),
                                    "--out", str(tmp_path), "--numeric", "fp32", "--threads", "1", "--quiet"])

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 from nlp.readers.documents import ColumnMapping
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobSpec, read_scores, run_job
 from nlp.scoring.quality import check_text, detect_non_english, strip_html
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 T = "2016-09-14T13:22:05Z"
 MAPPING = ColumnMapping(doc_id="id", text="text", published_at="created_at")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobSpec, read_scores, run_job
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 ray = pytest.importorskip("ray")
 

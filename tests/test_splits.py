@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from core.rejects import Rejects
 from nlp import splits
 from nlp.readers import phrasebank
 from nlp.readers.labeled_sets import load_labeled_set
-from nlp.rejects import Rejects
 from nlp.splits import SPLITS, SplitManifestError, assign_split, normalize_key
 
 LEVELS = ["allagree", "75agree", "66agree", "50agree"]  # strictest first
@@ -116,7 +116,7 @@ def test_changed_code_is_refused(shared_datasets, tmp_path, monkeypatch):
 
 
 def test_cli_splits_check(shared_datasets):
-    from nlp.cli import app
+    from altsignal.cli import app
 
     result = CliRunner().invoke(app, ["data", "splits", "--check"])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from safetensors.numpy import load_file
 from scoring_support import tiny_model  # noqa: F401  (fixture)
 from subprocess_jobs import Job, duckdb_table, frame, run_ok
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +99,9 @@ def test_score(tiny_model, tmp_path):
 
 
 def test_features_build(tmp_path):
-    from signals.synthetic import synthetic_scores
     import pyarrow.parquet as pq
+
+    from signals.synthetic import synthetic_scores
 
     scores = tmp_path / "scores.parquet"
     pq.write_table(synthetic_scores(n_rows=150_000, n_entities=200, years=4.0, seed=0), scores)
@@ -188,7 +189,7 @@ def test_eval(tiny_model, tmp_path):
 
 def _run_config(tmp_path: Path, tiny_model: Path, out: Path) -> Path:
     """The default run, CI-sized: sample news only, the tiny model, a tiny timing config."""
-    from timing.run_config import CONFIG_DIR
+    from altsignal.run_config import CONFIG_DIR
 
     timing = tmp_path / "timing.toml"
     timing.write_text(TINY_TIMING)

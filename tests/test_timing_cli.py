@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from timing.cli import register
+from altsignal.commands.timing import register
 from timing.synthetic import synthetic_panel
 
 CONFIG = """
@@ -112,7 +112,7 @@ def test_bad_config_exits_with_the_reason(tmp_path):
 
 
 def test_predict_appends_todays_allocation_refits_on_schedule_and_is_point_in_time(tmp_path):
-    from timing.operate import read_history
+    from altsignal.operate import read_history
 
     panel = synthetic_panel(n=200)
     panel_path = tmp_path / "panel.parquet"
@@ -147,9 +147,9 @@ def test_predict_appends_todays_allocation_refits_on_schedule_and_is_point_in_ti
     assert "refitted" in predict(str(d[154].date()))  # three periods later: due
 
     # Point in time: the allocation of day 151 from the model of day 150 ignores every later row.
+    from altsignal.operate import allocate, fit_model
     from timing.artifact import load_forecaster
     from timing.config import load_config
-    from timing.operate import allocate, fit_model
 
     tcfg = load_config(cfg, quick[1::2])
     model = fit_model(tcfg, panel, d[150], tmp_path / "m")

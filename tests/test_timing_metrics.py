@@ -7,8 +7,16 @@ import pytest
 from scipy.stats import norm
 
 from timing.config import PortfolioConfig
-from timing.metrics import (clark_west, hit_rate, max_drawdown, oos_r2, portfolio_metrics, rank_ic, sharpe_ci,
-                            sharpe_difference)
+from timing.metrics import (
+    clark_west,
+    hit_rate,
+    max_drawdown,
+    oos_r2,
+    portfolio_metrics,
+    rank_ic,
+    sharpe_ci,
+    sharpe_difference,
+)
 from timing.portfolio import backtest, target_weights, trade, vol_scale
 
 

@@ -2,17 +2,15 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import Ridge, RidgeCV
 
 from timing.artifact import load_forecaster, save_forecaster
 from timing.baselines import HistoricalMean
 from timing.config import WalkForwardConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns, training_samples
 from timing.explain import integrated_gradients
-from timing.forecaster import WindowForecaster
+from timing.forecaster import WindowForecaster, choose_shrinkage
 from timing.metrics import oos_r2
-from sklearn.linear_model import Ridge, RidgeCV
-
-from timing.forecaster import choose_shrinkage
 from timing.network import RIDGE_ALPHAS, MultiTaskTimer, ridge_loo_predictions
 from timing.registry import baseline_factory
 from timing.synthetic import synthetic_panel

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import Ridge
 
 from timing.baselines import HistoricalMean
 from timing.config import WalkForwardConfig
@@ -9,7 +10,6 @@ from timing.dataset import PanelSpec, feature_columns, forward_returns, training
 from timing.forecaster import WindowForecaster
 from timing.synthetic import synthetic_panel
 from timing.walkforward import make_folds, run_walkforward
-from sklearn.linear_model import Ridge
 
 FACTORS = ("Mkt-RF", "SMB", "HML")
 

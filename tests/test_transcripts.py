@@ -1,14 +1,14 @@
 """Transcripts: sections and speaker roles, spaCy sentences, per-sentence and per-document rows."""
 from __future__ import annotations
 
+from scoring_support import tiny_model  # noqa: F401  (fixture)
 
-from nlp.paths import SAMPLE_DIR
+from core.paths import SAMPLE_DIR
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.job import JobSpec, read_aggregates, read_scores, run_job
 from nlp.sentences import split_sentences
 from nlp.transcripts import PREPARED, QA, parse_header, segment_transcript
-from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 CALL = """Acme Corp (ACME) Q3 2016 Earnings Call
 

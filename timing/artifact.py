@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file, save_file
 
-from nlp.rejects import atomic_path, atomic_write_text
+from core.atomic import atomic_path, atomic_write_text
 from timing.dataset import FeatureScaler, PanelSpec
 from timing.forecaster import WindowForecaster
 from timing.network import MultiTaskNet, MultiTaskTimer

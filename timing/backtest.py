@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.rejects import atomic_path, atomic_write_text
+from core.atomic import atomic_path, atomic_write_text
+from core.threads import set_threads
 from timing.baselines import VOL_MANAGED, build_baselines
 from timing.config import FEATURE_GROUPS, PERIODS_PER_YEAR, TimingConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns
@@ -32,7 +33,8 @@ from timing.explain import ig_by_group, permutation_importance
 from timing.forecaster import WindowForecaster
 from timing.metrics import forecast_table, portfolio_metrics, sharpe_difference
 from timing.network import MultiTaskTimer
-from timing.portfolio import PortfolioResult, backtest as portfolio_backtest
+from timing.portfolio import PortfolioResult
+from timing.portfolio import backtest as portfolio_backtest
 from timing.predictors import rows_per_month
 from timing.walkforward import Fold, WalkForwardResult, make_folds, run_walkforward
 
@@ -179,10 +181,9 @@ def _ablation(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...], 
 
 
 def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) -> BacktestResult:
-    import torch
 
     started = time.perf_counter()
-    torch.set_num_threads(cfg.walkforward.threads)
+    set_threads(cfg.walkforward.threads)
     factors = cfg.check_panel(panel)
     spec = make_spec(cfg, panel, factors)
     h, ppy = cfg.horizon_periods, PERIODS_PER_YEAR[cfg.data.frequency]

@@ -1,8 +1,8 @@
 """Typed configuration for factor timing, loaded from TOML.
 
 Everything a run depends on lives in :class:`TimingConfig`; the CLI reads one TOML file into it
-(``nlp.config_files``: ``extends``, ``--set`` overrides), and ``altsignal run`` takes it as its
-``[timing]`` section (``timing.run_config``). Baseline names are checked against
+(``core.config_files``: ``extends``, ``--set`` overrides), and ``altsignal run`` takes it as its
+``[timing]`` section (``altsignal.run_config``). Baseline names are checked against
 ``timing.registry``, where the baselines register themselves.
 Checks that need only the config happen at construction (unknown factor, purge gap shorter than
 the horizon, empty grids); checks that need the data (horizon longer than the panel, a walk-forward
@@ -23,7 +23,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nlp.config_files import ConfigError, load_validated
+from core.config_files import ConfigError, load_validated
 from timing.dataset import DEFAULT_SCALING, FEATURE_GROUPS, Scaling
 from timing.registry import baseline_names
 

@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nlp.errors import MissingFileError, UsageError
+from core.errors import MissingFileError, UsageError
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from timing.config import ConfigError, DataConfig, ExtraPredictors, horizon_periods
 from timing.dataset import MASK_SUFFIX
@@ -52,7 +52,7 @@ def as_of_align(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def _resolve(source: str | list[str]) -> str | list[str]:
-    from nlp.paths import resolve_data_path
+    from core.paths import resolve_data_path
 
     return [resolve_data_path(s) for s in source] if isinstance(source, list) else resolve_data_path(source)
 

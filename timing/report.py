@@ -16,7 +16,7 @@ broken forecast, not a weak one. How often each model's guard pulled a forecast 
 
 Decision: the verdicts are data (:func:`report_verdicts` -> :class:`Verdicts`) and
 :func:`render_verdicts` writes them as Markdown, here and in the run summary
-(``timing.orchestrator``), so no caller reads the rendered report back.
+(``altsignal.orchestrator``), so no caller reads the rendered report back.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nlp.rejects import atomic_path, atomic_write_text  # noqa: E402
+from core.atomic import atomic_path, atomic_write_text  # noqa: E402
 
 NETWORK = "network"
 UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)

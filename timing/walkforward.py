@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from nlp.progress import Progress
+from core.progress import Progress
+from core.threads import set_threads
 from timing.config import WalkForwardConfig
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,8 @@ def make_folds(index: pd.DatetimeIndex, cfg: WalkForwardConfig, lookback: int, h
 
 def _run_fold(make_model: Callable[[], Model], train: pd.DataFrame, window: pd.DataFrame,
               dates: pd.DatetimeIndex, threads: int) -> tuple[Model, pd.DataFrame]:
-    import torch
 
-    torch.set_num_threads(threads)  # tiny nets: extra threads only add contention
+    set_threads(threads)  # tiny nets: extra threads only add contention
     model = make_model()
     model.fit(train)
     return model, model.predict(window, dates)

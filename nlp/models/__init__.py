@@ -23,7 +23,7 @@ def model_path(model: str | Path | None = None) -> Path:
         return Path(name).expanduser()
     folder = SHIPPED_MODELS[name]
     if not (folder / META_FILE).exists():
-        from nlp.errors import UsageError
+        from core.errors import UsageError
 
         raise UsageError(f"the {name!r} model is not in this installation ({folder} has no {META_FILE})",
                          hint="use --model default, or the folder of a model artifact")

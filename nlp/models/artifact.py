@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from core.errors import MissingFileError, UsageError
 from nlp.contracts import LABELS
-from nlp.errors import MissingFileError, UsageError
 from nlp.models import META_FILE, PACKAGED_MINILM
 
 

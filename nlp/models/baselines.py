@@ -15,8 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
+from core.errors import UnknownNameError, UsageError
 from nlp.contracts import LABELS
-from nlp.errors import UnknownNameError, UsageError
 
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 NEG, NEU, POS = (LABEL_INDEX[l] for l in ("negative", "neutral", "positive"))

@@ -14,9 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from core.atomic import atomic_write_text
 from nlp.models.artifact import read_meta
-from nlp.rejects import atomic_write_text
-
 
 _OLD_COMMAND = re.compile(r"\baltsignal (finetune|eval|explain|fetch-mpnet)\b")
 

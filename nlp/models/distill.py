@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nlp.errors import UsageError
+from core.atomic import atomic_path
+from core.errors import UsageError
+from core.rejects import Rejects
 from nlp.models.artifact import load_classifier, read_meta
 from nlp.models.training import TokenizedSet, predict_logits
-from nlp.rejects import Rejects, atomic_path
 from nlp.splits import normalize_key
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def text_period(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     unlabeled text joined with each teacher's own period (a student inherits what its teachers
     saw). None when the model learned only from the undated labeled sets (PhraseBank, TFNS).
     A model scoring text for a backtest must not have learned from that backtest's period
-    (``timing.orchestrator`` refuses it).
+    (``altsignal.orchestrator`` refuses it).
     """
     period = read_meta(path).extra.get("distillation", {}).get("text_period")
     return None if not period else (pd.Timestamp(period[0]), pd.Timestamp(period[1]))
@@ -120,8 +121,8 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
     Cached in ``$ALTSIGNAL_CACHE/distill/`` under a hash of the teachers' contents, the texts and
     ``max_length``: students that differ only in training knobs share one labeling pass.
     """
-    from nlp.progress import Progress
-    from nlp.scoring.backends import artifact_hash, cache_dir
+    from core.hashing import artifact_hash, cache_dir
+    from core.progress import Progress
 
     key = hashlib.sha256(json.dumps([[artifact_hash(t) for t in teachers], max_length, texts]).encode()).hexdigest()
     cached = cache_dir() / "distill" / f"{key}.npy"
@@ -143,7 +144,7 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
 def teacher_fingerprints(teachers: list[str | Path]) -> list[dict]:
     """What identifies each teacher in the student's metadata: path, content hash, the command
     that trained it and its best evaluation (so the whole recipe can be rerun from the card)."""
-    from nlp.scoring.backends import artifact_hash
+    from core.hashing import artifact_hash
 
     out = []
     for path in teachers:

@@ -27,8 +27,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from core.atomic import atomic_write_text
+from core.errors import UsageError
+from core.progress import Progress
+from core.rejects import Rejects
 from nlp.contracts import LABELS
-from nlp.errors import UsageError
 from nlp.models.metrics import (
     accuracy,
     bootstrap_ci,
@@ -38,8 +41,6 @@ from nlp.models.metrics import (
     precision_recall_f1,
     reliability_bins,
 )
-from nlp.progress import Progress
-from nlp.rejects import Rejects, atomic_write_text
 from nlp.scoring.config import REFERENCE_NUMERIC, EngineConfig, Numeric
 
 log = logging.getLogger(__name__)

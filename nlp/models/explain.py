@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 
 
 @dataclass

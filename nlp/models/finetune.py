@@ -32,15 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nlp import lifecycle
+from core import lifecycle
+from core.errors import UsageError
+from core.paths import SPLITS_DIR
+from core.threads import set_threads
 from nlp.contracts import LABELS
-from nlp.errors import UsageError
 from nlp.models.artifact import ModelMeta, load_base_for_classification, save_classifier
 from nlp.models.config import FinetuneConfig
 from nlp.models.distill import joined_period, labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
 from nlp.models.metrics import accuracy, macro_f1
 from nlp.models.training import UNLABELED, TokenizedSet, encode_labels, predict_logits, seed_everything
-from nlp.paths import SPLITS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +189,11 @@ def train_classifier(
     ``on_best`` is called with the current state at each new best evaluation (checkpointing),
     so a run that is stopped (SIGTERM/SIGINT, or killed) still leaves its best model behind.
     """
-    from nlp.progress import Progress
+    from core.progress import Progress
 
     t0 = time.perf_counter()
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        set_threads(cfg.threads)
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if len(train) == 0:
@@ -379,7 +380,7 @@ def finetune(
 def _distillation_data(train: pd.DataFrame, cfg: FinetuneConfig, progress: bool) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Labeled rows plus unlabeled text, the teachers' soft targets for all of them, and a record."""
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        set_threads(cfg.threads)
     unl = load_unlabeled(cfg.unlabeled, cfg.seed, exclude=labeled_keys()) if cfg.unlabeled else None
     if unl is not None and len(unl):
         train = pd.concat([train, unl.drop(columns="published_at").assign(label=None)], ignore_index=True)

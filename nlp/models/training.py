@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.errors import UsageError
 from nlp.contracts import LABELS
-from nlp.errors import UsageError
 
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 UNLABELED = -100  # torch's CrossEntropyLoss ignore_index

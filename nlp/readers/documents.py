@@ -35,12 +35,13 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from core.atomic import atomic_path
+from core.errors import UnknownNameError
+from core.paths import SAMPLE_DIR, dataset_path
+from core.rejects import Rejects
 from nlp.contracts import DOCUMENT_SCHEMA, SOURCES, ContractError, validate_documents
-from nlp.errors import UnknownNameError
-from nlp.paths import SAMPLE_DIR, dataset_path
 from nlp.readers.records import CSV_FIELD_LIMIT, DEFAULT_CHUNK_ROWS, iter_records
 from nlp.readers.timestamps import DateOnlyPolicy, implausible, parse_published
-from nlp.rejects import Rejects, atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 
 import pandas as pd
 
+from core.rejects import Rejects
 from nlp.contracts import require_columns, validate_labeled
 from nlp.readers.documents import ColumnMapping, to_documents
-from nlp.rejects import Rejects
 
 HUB_LABEL_MAPS: dict[str, dict[str, str]] = {
     "zeroshot/twitter-financial-news-sentiment": {"0": "negative", "1": "positive", "2": "neutral"},

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UnknownNameError
-from nlp.paths import SAMPLE_DIR
+from core.errors import UnknownNameError
+from core.paths import SAMPLE_DIR
+from core.rejects import Rejects
 from nlp.readers.hub import load_hub_labeled
 from nlp.readers.labeled_table import read_labeled_table
-from nlp.rejects import Rejects
 from nlp.splits import load_split
 
 log = logging.getLogger(__name__)

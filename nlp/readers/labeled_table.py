@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.rejects import Rejects
 from nlp.contracts import require_columns, validate_labeled
 from nlp.readers.records import iter_records
-from nlp.rejects import Rejects
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.errors import UnknownNameError
+from core.paths import dataset_path
+from core.rejects import Rejects
 from nlp.contracts import validate_labeled
-from nlp.errors import UnknownNameError
-from nlp.paths import dataset_path
-from nlp.rejects import Rejects
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from core.errors import UsageError
+from core.rejects import Rejects
 from nlp.contracts import ContractError
-from nlp.errors import UsageError
-from nlp.rejects import Rejects
 
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 DEFAULT_CHUNK_ROWS = 50_000

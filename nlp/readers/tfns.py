@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UnknownNameError
-from nlp.paths import dataset_path
+from core.errors import UnknownNameError
+from core.paths import dataset_path
+from core.rejects import Rejects
 from nlp.readers.labeled_table import read_labeled_table
-from nlp.rejects import Rejects
 
 DATASET = "twitter_financial_news_sentiment"
 FILES = {"train": "sent_train.csv", "valid": "sent_valid.csv"}

@@ -9,7 +9,7 @@
   open; ``reject`` refuses such rows. A date-only value without a declared zone is refused:
   "end of the day" means nothing without a zone.
 - An offset outside -12:00..+14:00 (``+15:00``) is refused: no zone has it, so it is a typo
-  that would move the time by hours (``nlp.instants`` has the range).
+  that would move the time by hours (``core.instants`` has the range).
 - A time outside the plausible range is refused (:func:`implausible`): by default before
   1990-01-01, where the exchange calendars of ``signals`` start, or more than a day after the
   document was ingested (a document cannot be known before it is published). Years such as
@@ -22,7 +22,7 @@ from typing import Literal
 
 import pandas as pd
 
-from nlp.instants import MAX_OFFSET, MIN_OFFSET, offset_reason
+from core.instants import MAX_OFFSET, MIN_OFFSET, offset_reason
 
 DateOnlyPolicy = Literal["end_of_day", "start_of_day", "reject"]
 

@@ -18,8 +18,6 @@ Decisions:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import os
 from functools import lru_cache
@@ -52,28 +50,6 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_fast_bf16() -> bool:
     """True when bf16 matmuls run natively (AMX tiles or AVX512-BF16 dot products)."""
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ALTSIGNAL_CACHE", Path.home() / ".cache" / "altsignal")).expanduser()
-
-
-def artifact_hash(model_path: str | Path) -> str:
-    """Content hash of what defines a model's outputs: metadata, configs, tokenizer, weights.
-
-    Model cards, evaluation reports and other documents in the folder are left out, so that
-    rewriting them does not invalidate resumable jobs or recorded numeric checks.
-    """
-    model_path = Path(model_path)
-    h = hashlib.sha256()
-    files = [p for p in model_path.rglob("*") if p.is_file() and not p.name.startswith(".")
-             and p.suffix in (".json", ".safetensors", ".txt", ".model") and "eval" not in p.relative_to(model_path).parts]
-    for f in sorted(files):
-        h.update(str(f.relative_to(model_path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 class TorchBackend:
@@ -225,7 +201,3 @@ def _is_ffn_down_projection(node_name: str) -> bool:
     return "/output/dense/" in node_name and "/attention/" not in node_name
 
 
-def write_json(path: Path, obj: dict) -> None:
-    from nlp.rejects import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

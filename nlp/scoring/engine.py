@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.threads import set_threads
 from nlp.scoring.config import EngineConfig
 from nlp.scoring.numeric import CALIBRATION_ROWS, DEFAULT_CALIBRATION_SET, labeled_texts, read_check, resolve_numeric
 
@@ -68,16 +69,15 @@ class ScoringEngine:
         ``auto`` takes the path the recorded numeric check chose, or fp32 when the model has no
         record: the check itself never runs here (``Scorer.check_numeric`` runs it).
         """
+        from core.hashing import artifact_hash
         from nlp.models.artifact import load_classifier
-        from nlp.scoring.backends import artifact_hash
 
         self.config = config or EngineConfig()
         self.model_path = Path(model_path)
         self.threads = self.config.threads or default_threads()
         if self.config.threads and self.config.device == "cpu":
-            import torch
 
-            torch.set_num_threads(self.config.threads)  # process-wide: only when the caller asked
+            set_threads(self.config.threads)  # process-wide: only when the caller asked
         self.sm = load_classifier(self.model_path)
         # Ray actors get the driver's hash instead of re-reading every weight file per chunk.
         self.model_hash = model_hash or artifact_hash(self.model_path)
@@ -122,7 +122,8 @@ class ScoringEngine:
 
     def int8_graph(self) -> Path:
         """Path of the cached static-int8 graph of this model, building it if needed."""
-        from nlp.scoring.backends import cache_dir, export_onnx, quantize_static_int8
+        from core.hashing import cache_dir
+        from nlp.scoring.backends import export_onnx, quantize_static_int8
 
         folder = cache_dir() / "onnx" / self.model_hash
         out = folder / "model.int8.onnx"

@@ -42,14 +42,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.atomic import atomic_write_text
+from core.errors import UsageError
+from core.hashing import file_sha256
+from core.lifecycle import marks_interruption
+from core.rejects import Rejects
 from nlp.contracts import ContractError
-from nlp.errors import UsageError
-from nlp.lifecycle import marks_interruption
-from nlp.rejects import Rejects, atomic_write_text
 from nlp.scoring.config import JobConfig
 from nlp.scoring.quality import check_text
 from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, score_rows, to_units
-from nlp.splits import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine,
     unreadable = Rejects()  # one per file that failed as a whole
     seen: set[str] = set()  # doc ids across files (the reader checks within a file)
 
-    from nlp.progress import Progress
+    from core.progress import Progress
 
     def mark_interrupted(signame: str) -> None:  # a rerun resumes from the finished chunks
         atomic_write_text(manifest_path, json.dumps(manifest | {"status": "interrupted", "signal": signame}, indent=2) + "\n")

@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp.scoring.backends import cache_dir, cpu_has_fast_bf16, write_json
+from core.atomic import write_json
+from core.hashing import cache_dir
+from nlp.scoring.backends import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from nlp import lifecycle
+from core import lifecycle
 from nlp.scoring.config import EngineConfig, JobConfig
 from nlp.scoring.engine import Scored, ScoringEngine, normalize_text
 

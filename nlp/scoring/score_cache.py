@@ -44,7 +44,7 @@ _ROWS = ("SELECT key, any_value(probs) AS probs, any_value(n_tokens) AS n_tokens
 
 
 def default_root() -> Path:
-    from nlp.scoring.backends import cache_dir
+    from core.hashing import cache_dir
 
     return Path(os.environ.get("ALTSIGNAL_SCORE_CACHE") or cache_dir() / "scores").expanduser()
 

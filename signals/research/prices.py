@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
-from nlp.paths import dataset_path
+from core.errors import UsageError
+from core.paths import dataset_path
 from signals.market import load_sp500
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.sessions import sessions

@@ -12,7 +12,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 
 

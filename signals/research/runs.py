@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import UsageError
 from nlp.contracts import MARKET_ENTITY
-from nlp.errors import UsageError
 from signals.provider import FeatureProvider
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.research.events import MODELS, event_study, window_label

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 
 
 def sample_lines(text: str, k: int) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nlp.rejects import atomic_path
+from core.atomic import atomic_path
 from timing.config import PERIODS_PER_YEAR, TimingConfig
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ HISTORY = "allocations.parquet"
 
 def known_panel(panel: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The panel rows dated on or before ``as_of`` (a row is known at its own date: timing.data)."""
-    from nlp.errors import UsageError
+    from core.errors import UsageError
 
     known = panel.loc[panel.index <= as_of]
     if known.empty:
@@ -118,8 +118,8 @@ def decide(cfg: TimingConfig, panel: pd.DataFrame, as_of: pd.Timestamp, folder: 
     """One day's decision kept in ``folder``: load the saved model (``folder/model``), refit it when
     the schedule says so (or none exists), allocate from the previous weights, append to the
     history. Returns the rows and whether the model was refitted. ``altsignal timing predict`` and
-    the daily run (``timing.daily``) both come here."""
-    from nlp.errors import UsageError
+    the daily run (``altsignal.daily``) both come here."""
+    from core.errors import UsageError
     from timing.artifact import load_forecaster
 
     model_dir = Path(folder) / "model"

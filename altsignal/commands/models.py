@@ -3,7 +3,7 @@
 Heavy imports (torch, transformers) happen inside the commands so ``altsignal --help`` stays fast.
 User mistakes (unknown set, bad rows, unknown label...) become ``UsageError``: one clear line, exit 2.
 The top-level spellings used before the ``models`` group (``altsignal finetune``...) and
-``explain --png`` (now ``--out``) still work until 0.2, hidden and deprecated (``nlp.renames``).
+``explain --png`` (now ``--out``) still work until 0.2, hidden and deprecated (``altsignal.renames``).
 ``finetune``'s options default to None so that a ``--config`` file's values, else FinetuneConfig's
 defaults, apply; ``--help`` shows FinetuneConfig's. ``eval --numeric`` defaults to the reference
 path (fp32) so the model cards' tables reproduce; any other path is measured the way ``score`` runs it.
@@ -19,10 +19,10 @@ from typing import Optional
 
 import typer
 
-from nlp.cli_options import NUMERIC_HELP, config_option, given
-from nlp.errors import UsageError
+from altsignal.cli_options import NUMERIC_HELP, config_option, given
+from altsignal.renames import alias_command, renamed_option
+from core.errors import UsageError
 from nlp.models.config import FinetuneConfig
-from nlp.renames import alias_command, renamed_option
 from nlp.scoring.config import REFERENCE_NUMERIC
 
 models_app = typer.Typer(help="Fine-tune, evaluate and explain sentiment models.", no_args_is_help=True)
@@ -82,7 +82,7 @@ def finetune_cmd(
                                           "allowed); flags override it."),
 ) -> None:
     """Fine-tune a sentiment classifier (full or LoRA) and write an artifact."""
-    from nlp.config_files import load, validated
+    from core.config_files import load, validated
     from nlp.models.finetune import finetune
 
     fields = load(config) if config else {}

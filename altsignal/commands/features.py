@@ -6,7 +6,7 @@
 
 Heavy imports (duckdb, pandas, exchange_calendars) happen inside the commands so that
 ``altsignal --help`` stays fast. DuckDB's errors about the store file (locked, damaged) come
-out of the store as ``nlp.errors`` classes too (:func:`signals.store.store_errors`).
+out of the store as ``core.errors`` classes too (:func:`signals.store.store_errors`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ features_app = typer.Typer(help="Point-in-time daily sentiment features in a Duc
 
 def _instant(value: str | None, option: str):
     """``value`` parsed as an instant (None stays None), or a usage error naming the option."""
-    from nlp.instants import parse_instant
+    from core.instants import parse_instant
 
     return parse_instant(value, option)
 
@@ -46,7 +46,7 @@ def build(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from nlp.paths import check_distinct
+    from core.paths import check_distinct
     from signals.store import FeatureStore, new_store, store_errors
 
     stamp, t = _instant(ingested_at, "--ingested-at"), _instant(as_of, "--as-of")
@@ -104,9 +104,8 @@ def export(
     as_of: Optional[str] = typer.Option(None, help="daily_features as known at this instant (latest versions only)."),
 ) -> None:
     """Export one table to Parquet."""
+    from core.paths import check_distinct
     from signals.store import FeatureStore
-
-    from nlp.paths import check_distinct
 
     t = _instant(as_of, "--as-of")
     check_distinct({"--out": out}, {"--db": [db]})
@@ -128,9 +127,8 @@ def annotate(
     (<source>.novel/.stale, one per event type, .relevant) for features, research and timing."""
     import pandas as pd
 
-    from nlp.config_files import apply_overrides, validated
+    from core.config_files import apply_overrides, validated
     from signals.annotations import AnnotationConfig, build_text_store
-
     from signals.store import new_store
 
     cfg = validated(AnnotationConfig, apply_overrides({}, overrides, AnnotationConfig), "--set")
@@ -154,8 +152,8 @@ def health(
     model fingerprint. Exit 4 when a check breaches (outputs are written first)."""
     import pandas as pd
 
-    from nlp.config_files import apply_overrides, validated
-    from nlp.errors import EXIT_HEALTH
+    from core.config_files import apply_overrides, validated
+    from core.errors import EXIT_HEALTH
     from signals.health import HealthConfig, check_store, worst_status
 
     cfg = validated(HealthConfig, apply_overrides({}, overrides, HealthConfig), "--set")

@@ -9,7 +9,6 @@ the run's ``stage.json`` are ever removed: a folder of the user's is an error, n
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -17,40 +16,17 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from nlp.errors import UsageError
-from nlp.lifecycle import marks_interruption
-from nlp.rejects import atomic_write_text
+from core.atomic import atomic_write_text
+from core.errors import UsageError
+from core.lifecycle import marks_interruption
 
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"  # written by the run into each stage folder: its key, status and summary
 PARTIAL = ".partial"  # suffix of the folder a stage is built in before it is renamed into place
-
-
-def file_digest(path: Path) -> str:
-    """Content hash of a file, or of a folder's files (names and contents, in name order)."""
-    from nlp.splits import file_sha256
-
-    paths = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
-    return hashlib.sha256("".join(f"{p.name}\t{file_sha256(p)}\n" for p in paths).encode()).hexdigest()
-
-
-@lru_cache(maxsize=None)
-def code_digest(package: str) -> str:
-    """Hash of a package's Python source (file names and contents, in name order).
-
-    Stage keys include the code that builds the stage, so a run folder written by another version
-    (a changed scores layout, a fixed feature) is rebuilt instead of being reported as cached.
-    """
-    root = Path(importlib.util.find_spec(package).origin).parent
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        h.update(f"{p.relative_to(root).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def stage_key(*parts: object) -> str:

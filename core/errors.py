@@ -4,7 +4,7 @@ Every error that a user can fix (bad input, a bad option, a busy or corrupt stor
 derives from :class:`AltsignalError`. The CLI's one top-level handler prints such an error as a
 single line, ``error: <message>`` plus ``hint: <hint>`` when there is one, and exits with its
 ``exit_code``; any other exception is a bug: one line saying so, exit 1. ``--verbose`` shows
-the traceback of every error. Interruptions are ``nlp.lifecycle``'s: exit 130 or 143.
+the traceback of every error. Interruptions are ``core.lifecycle``'s: exit 130 or 143.
 
 Exit codes (documented in docs/reliability.md, stable for schedulers):
 

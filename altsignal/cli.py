@@ -7,8 +7,8 @@ An entry point names a function ``register(app: typer.Typer) -> None``.
 
 Every command runs through one error handler (:class:`_Guarded`), also under typer's test
 runner: errors a user can act on print ``error: ...`` (and ``hint: ...``) and exit with their
-code (``nlp.errors``); any other exception is a bug and exits 1; ``--verbose`` adds the
-traceback. SIGTERM/SIGINT stop the command and its workers (``nlp.lifecycle``), exit 143/130.
+code (``core.errors``); any other exception is a bug and exits 1; ``--verbose`` adds the
+traceback. SIGTERM/SIGINT stop the command and its workers (``core.lifecycle``), exit 143/130.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from importlib.metadata import entry_points
 import typer
 from typer.core import TyperGroup
 
-from nlp import lifecycle
-from nlp.errors import EXIT_BUG, EXIT_SIGINT, EXIT_USAGE, AltsignalError, describe_validation
-from nlp.progress import quiet_third_party
+from core import lifecycle
+from core.errors import EXIT_BUG, EXIT_SIGINT, EXIT_USAGE, AltsignalError, describe_validation
+from core.progress import quiet_third_party
 
 _FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 _verbose = False  # set by the root callback; read by the error handler

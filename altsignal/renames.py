@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 
 import typer
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@
     altsignal data load my.csv --source news --id-col id --text-col headline \\
         --time-col time --timezone America/New_York --out x.parquet --rejects r.jsonl
 
-The column-mapping options are ``altsignal score``'s (``nlp.cli_options``); the spellings used
+The column-mapping options are ``altsignal score``'s (``altsignal.cli_options``); the spellings used
 before (``--doc-id``, ``--text``, ``--published-at``, ``--entities``, ``--title``, ``--publisher``,
 ``--url``, and ``splits --out-dir``) still work until 0.2, hidden and deprecated.
 """
@@ -18,8 +18,8 @@ from typing import Optional
 
 import typer
 
-from nlp import cli_options as opt
-from nlp.renames import renamed_option
+from altsignal import cli_options as opt
+from altsignal.renames import renamed_option
 
 data_app = typer.Typer(help="Read, validate and split datasets.", no_args_is_help=True)
 
@@ -101,16 +101,15 @@ def load_cmd(
     url: Optional[str] = typer.Option(None, "--url", hidden=True),
 ) -> None:
     """Read a source into Document Parquet plus a rejects file; print the counts."""
+    from pydantic import ValidationError
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from pydantic import ValidationError
-
-    from nlp.errors import UsageError, describe_validation
-    from nlp.paths import check_distinct
+    from core.errors import UsageError, describe_validation
+    from core.paths import check_distinct
+    from core.rejects import Rejects
     from nlp.readers.documents import PRESETS, ColumnMapping, iter_documents, write_documents
     from nlp.readers.records import expand_paths
-    from nlp.rejects import Rejects
 
     id_col = renamed_option(id_col, doc_id, "--id-col", "--doc-id")
     text_col = renamed_option(text_col, text, "--text-col", "--text")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from nlp.errors import UsageError, describe_validation
+from core.errors import UsageError, describe_validation
 
 EXTENDS = "extends"
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from nlp import cli_options as opt
+from altsignal import cli_options as opt
 from nlp.scoring.config import EngineConfig, JobConfig
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def register(app: typer.Typer) -> None:
         """Score documents with a sentiment model; write Score rows, document aggregates, rejects."""
         from pydantic import ValidationError
 
+        from core.errors import UsageError, describe_validation
+        from core.paths import check_distinct
         from nlp.contracts import SOURCES
-        from nlp.errors import UsageError, describe_validation
-        from nlp.paths import check_distinct
         from nlp.readers.documents import PRESETS, ColumnMapping
         from nlp.readers.records import expand_paths
         from nlp.scoring.job import JobSpec, run_job

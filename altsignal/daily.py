@@ -1,11 +1,11 @@
 """``altsignal run --as-of T``: one day of operation on a store that persists; ``altsignal replay``.
 
-The backtest run (``timing.orchestrator``) recomputes what its inputs determine. Daily operation
+The backtest run (``altsignal.orchestrator``) recomputes what its inputs determine. Daily operation
 instead keeps one store and adds to it: each run at ``as_of`` takes the documents that became
 known since the last run, scores only those (texts any earlier job scored come from the
 cross-job score cache), adds them to the store and builds the new features incrementally
 (``FeatureStore.build``: earlier ``as_of`` reads still reproduce exactly), asks the saved
-network for the allocation (refitted on ``walkforward.refit_every``, ``timing.operate``) and
+network for the allocation (refitted on ``walkforward.refit_every``, ``altsignal.operate``) and
 checks the day's health (``signals.health``). Layout of ``<output_dir>/daily/``::
 
     state.json                      the last as_of that completed, and a record per run
@@ -28,9 +28,9 @@ on only after everything else. A re-run of a completed ``as_of`` finds no new do
 changes nothing.
 
 Refusals and rollback: an ``as_of`` more than a day after the clock or more than 7 days after the
-latest input document is refused before anything is written (``nlp.instants``; ``--allow-future-as-of``
+latest input document is refused before anything is written (``core.instants``; ``--allow-future-as-of``
 lets it through). The store, the model, the allocations and the health history change on a staged
-copy (``timing.stage_cache.staged``) moved into place only when the day completes: a failed day
+copy (``altsignal.stage_cache.staged``) moved into place only when the day completes: a failed day
 leaves them as they were. :func:`rollback` (``altsignal rollback --to``) takes the folder back to
 an earlier completed run.
 
@@ -48,10 +48,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UsageError
-from nlp.rejects import Rejects, atomic_write_text
+from altsignal.run_config import RunConfig, stage_timing_config
+from core.atomic import atomic_write_text
+from core.errors import UsageError
+from core.rejects import Rejects
+from core.threads import set_threads
 from timing.config import TimingConfig
-from timing.run_config import RunConfig, stage_timing_config
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +85,12 @@ def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_
     A batch is fixed once complete (``batch/documents.json``): a re-run after a kill reuses it, so
     its scoring jobs resume on the same files even when the store has meanwhile taken its rows.
     Every input is read before the batch folder is made: an ``as_of`` too far past the clock or
-    the latest input document (:func:`nlp.instants.check_not_ahead`) is refused with nothing written.
+    the latest input document (:func:`core.instants.check_not_ahead`) is refused with nothing written.
     """
-    from nlp.instants import check_not_ahead
+    from altsignal.orchestrator import read_input
+    from core.instants import check_not_ahead
     from nlp.readers.documents import write_documents
     from signals.store import FeatureStore
-    from timing.orchestrator import read_input
 
     marker = batch / "documents.json"
     if marker.exists():
@@ -127,9 +129,9 @@ def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_
 
 
 def _score_batch(cfg: RunConfig, batch: Path, counts: dict, model: Path) -> dict:
+    from altsignal.orchestrator import DOCUMENT_MAPPING
     from nlp.scoring.config import EngineConfig, JobConfig
     from nlp.scoring.job import JobSpec, run_job
-    from timing.orchestrator import DOCUMENT_MAPPING
 
     job_cfg = JobConfig(engine=EngineConfig(numeric=cfg.scoring.numeric), engine_kind=cfg.scoring.engine)
     out = {}
@@ -235,9 +237,9 @@ def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | Non
     The store, the model, the allocations and the health history change on a copy (``staged``, the
     backtest stages' build-aside-then-rename): a day that fails leaves them exactly as they were.
     """
+    from altsignal.orchestrator import check_text_period
+    from altsignal.stage_cache import staged
     from nlp.models import model_path
-    from timing.orchestrator import check_text_period
-    from timing.stage_cache import staged
 
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is None:
@@ -271,16 +273,15 @@ def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | Non
 def _store_and_decide(cfg: RunConfig, work: Path, batch: Path, scored: dict, as_of: pd.Timestamp,
                       decide_from: pd.Timestamp | None) -> dict:
     """Add the day's rows to the stores in ``work``, build, decide and check health there."""
-    import torch
 
+    from altsignal.operate import decide
     from signals.health import check_store, worst_status
     from timing.data import load_panel
-    from timing.operate import decide
 
     store = _add_and_build(cfg, work, batch, scored, as_of)
     annotations = _annotate_batch(cfg, work, batch, scored, as_of) if cfg.annotations.enabled else None
     tcfg = timing_config(cfg, work)
-    torch.set_num_threads(tcfg.walkforward.threads)
+    set_threads(tcfg.walkforward.threads)
     panel = load_panel(tcfg.data, cfg.signals)
     naive = as_of.tz_convert(None)
     days = [naive] if decide_from is None else session_instants(cfg, decide_from, as_of, until=as_of)
@@ -303,7 +304,7 @@ def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
     moves back first: a rollback cut short is finished by running it again. The stores change on
     a staged copy, as a day does, so a failed rollback leaves them as they were.
     """
-    from timing.stage_cache import staged
+    from altsignal.stage_cache import staged
 
     to = pd.Timestamp(to).tz_convert("UTC")
     folder = daily_dir(cfg)
@@ -339,7 +340,7 @@ def _rollback_stores(cfg: RunConfig, work: Path, to: pd.Timestamp) -> dict:
 
 def _drop_later(path: Path, column: str, to: pd.Timestamp) -> None:
     """Keep the rows of a history file dated at or before ``to`` (the files hold naive UTC times)."""
-    from nlp.rejects import atomic_path
+    from core.atomic import atomic_path
 
     if not path.exists():
         return
@@ -369,7 +370,7 @@ def session_instants(cfg: RunConfig, first_day, last_day, until: pd.Timestamp | 
 
 def replay(cfg: RunConfig, first_day, last_day) -> list[dict]:
     """One :func:`run_day` per session dated ``first_day`` .. ``last_day``, each at its cutoff."""
-    from nlp.progress import Progress
+    from core.progress import Progress
 
     instants = session_instants(cfg, first_day, last_day)
     if not instants:

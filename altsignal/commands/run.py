@@ -1,5 +1,5 @@
-"""``altsignal run --config <toml> [--set key=value ...]``: the whole pipeline (see timing.orchestrator);
-``--as-of`` and ``altsignal replay``: daily operation (see timing.daily)."""
+"""``altsignal run --config <toml> [--set key=value ...]``: the whole pipeline (see altsignal.orchestrator);
+``--as-of`` and ``altsignal replay``: daily operation (see altsignal.daily)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import typer
 
-from nlp.errors import UsageError
-from nlp.renames import renamed_option
-from timing.cli import AllowFutureOpt, ExplainOpt, SetOpt, explain_override
+from altsignal.commands.timing import AllowFutureOpt, ExplainOpt, SetOpt, explain_override
+from altsignal.renames import renamed_option
+from core.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
-    # timing.orchestrator (pandas, readers) is imported inside the command: `altsignal --help` and
+    # altsignal.orchestrator (pandas, readers) is imported inside the command: `altsignal --help` and
     # every other command register this one without paying for it.
     @app.command("run")
     def run(
@@ -31,18 +31,17 @@ def register(app: typer.Typer) -> None:
         explain: str | None = ExplainOpt,
     ) -> None:
         """Score documents, build point-in-time features, run the timing backtest, write the report;
-        with --as-of, one day of operation on <out>/daily (timing.daily)."""
+        with --as-of, one day of operation on <out>/daily (altsignal.daily)."""
         cfg = _config(config, out, output_dir, [*overrides, *explain_override(explain, "timing.")])
         if as_of is not None:
             if force:
                 raise UsageError("--force applies to the backtest run, not to --as-of")
-            from timing.daily import run_day
-
-            from nlp.instants import parse_instant
+            from altsignal.daily import run_day
+            from core.instants import parse_instant
 
             _exit_on_breach(run_day(cfg, parse_instant(as_of, "--as-of", now_ok=True), allow_future=allow_future))
             return
-        from timing.orchestrator import run as run_pipeline
+        from altsignal.orchestrator import run as run_pipeline
 
         report = run_pipeline(cfg, force=tuple(force))
         typer.echo(f"report: {report}")
@@ -57,9 +56,9 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = SetOpt,
     ) -> None:
         """Roll the daily store in <out>/daily back to the state after an earlier run: later builds,
-        documents, scores, allocations, health rows and day batches are removed (timing.daily.rollback)."""
-        from nlp.instants import parse_instant
-        from timing.daily import rollback as roll_back
+        documents, scores, allocations, health rows and day batches are removed (altsignal.daily.rollback)."""
+        from altsignal.daily import rollback as roll_back
+        from core.instants import parse_instant
 
         cfg = _config(config, out, None, overrides)
         done = roll_back(cfg, parse_instant(to, "--to"))
@@ -77,7 +76,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate daily operation: one `altsignal run --as-of` per session between --start and --end,
         each at the session's cutoff, documents released by their arrival time."""
-        from timing.daily import replay as run_replay
+        from altsignal.daily import replay as run_replay
 
         cfg = _config(config, out, None, overrides)
         records = run_replay(cfg, start, end)
@@ -87,7 +86,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _config(config: Path | None, out: Path | None, output_dir: Path | None, overrides: list[str]):
-    from timing.run_config import DEFAULT_RUN_CONFIG, load_run_config
+    from altsignal.run_config import DEFAULT_RUN_CONFIG, load_run_config
 
     out = renamed_option(out, output_dir, "--out", "--output-dir")
     cfg = load_run_config(config or DEFAULT_RUN_CONFIG, overrides)
@@ -95,7 +94,7 @@ def _config(config: Path | None, out: Path | None, output_dir: Path | None, over
 
 
 def _exit_on_breach(record: dict) -> None:
-    from nlp.errors import EXIT_HEALTH
+    from core.errors import EXIT_HEALTH
 
     docs = sum(v["documents"] for v in record["documents"].values())
     typer.echo(f"as of {record['as_of']}: {docs} new documents, {record['store']['rows_added']} rows added, "

@@ -29,7 +29,7 @@ _END = typer.Option(None, help="Last feature date (ISO).")
 
 
 def _config(entry: str, **sections):
-    from nlp.errors import UsageError
+    from core.errors import UsageError
     from signals.research.config import DEFAULT_RESEARCH
 
     if entry not in ("after", "at"):
@@ -41,7 +41,7 @@ def _config(entry: str, **sections):
 
 
 def _provider(db: Path):
-    from nlp.errors import UsageError
+    from core.errors import UsageError
     from signals.provider import FeatureProvider
 
     if not db.exists():
@@ -90,7 +90,7 @@ def sample_calls(
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (same columns, shorter text)."),
 ) -> None:
     """Keep evenly spaced sentences of each call, so a whole corpus can be scored on a CPU budget."""
-    from nlp.paths import dataset_path
+    from core.paths import dataset_path
     from signals.research.sampling import sample_file
 
     n = sample_file(input or dataset_path("earnings_transcripts", "maec_transcripts.parquet"), out, per_call)
@@ -104,8 +104,8 @@ def lexicon(
     method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media)."),
 ) -> None:
     """Whole-document lexicon tone as Score rows (one unit per document; no model, so no training period)."""
+    from core.rejects import Rejects
     from nlp.readers.documents import load_preset
-    from nlp.rejects import Rejects
     from signals.research.lexicon import lexicon_scores
 
     if method not in ("lm", "vader"):
@@ -149,7 +149,7 @@ def market(
     out: Path = typer.Option(Path("runs/research/market"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Predictive regressions of next-day / next-week market and factor returns on market-wide features."""
-    from nlp.paths import dataset_path
+    from core.paths import dataset_path
     from signals.market import load_french
     from signals.research.runs import market_report
 
@@ -204,7 +204,7 @@ def stocknet(
     """StockNet benchmark: binary next-day movement from 5 sessions of tweets and prices (paper splits)."""
     import pandas as pd
 
-    from nlp.errors import UsageError
+    from core.errors import UsageError
     from signals.research.runs import stocknet_report
 
     cfg = _config(entry)
@@ -229,7 +229,7 @@ def events_eval(
     """Event typing (rules, prototypes, both, majority) on the hand-labeled news/tweet sample in corpora/events."""
     import json
 
-    from nlp.errors import UsageError
+    from core.errors import UsageError
     from nlp.events import DEFAULT_MIN_SIMILARITY, events_eval_report
 
     if split not in ("dev", "test"):

@@ -4,12 +4,12 @@
   target and save it (safetensors + meta.json) under ``<output_dir>/model``; prints the allocation.
 - ``predict``: the allocation at ``--as-of`` from the saved model (refitted on the
   ``walkforward.refit_every`` schedule), appended to ``<output_dir>/allocations.parquet``
-  (``timing.operate``).
+  (``altsignal.operate``).
 - ``backtest``: walk-forward network + baselines, portfolios, metrics, explanations; Parquet/JSON
   outputs under ``<output_dir>``.
 - ``report``: Markdown + PNGs from a backtest's outputs (``<output_dir>/report.md``).
 ``--set`` overrides one key of the config file (``network.hidden=16``, repeatable; see
-``nlp.config_files``); ``--output-dir`` is the old, hidden spelling of ``--out``.
+``core.config_files``); ``--output-dir`` is the old, hidden spelling of ``--out``.
 Heavy imports stay inside the commands so ``altsignal --help`` stays fast.
 """
 from __future__ import annotations
@@ -21,12 +21,13 @@ from typing import Optional
 
 import typer
 
-from nlp.errors import UsageError
-from nlp.renames import renamed_option
+from altsignal.renames import renamed_option
+from core.errors import UsageError
+from core.threads import set_threads
+from timing import DEFAULT_TIMING_CONFIG
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
-ConfigOpt = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="timing TOML config", exists=True, dir_okay=False)
+ConfigOpt = typer.Option(DEFAULT_TIMING_CONFIG, "--config", "-c", help="timing TOML config", exists=True, dir_okay=False)
 OutOpt = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's output_dir).")
 OldOutOpt = typer.Option(None, "--output-dir", hidden=True)
 SetOpt = typer.Option([], "--set", metavar="KEY=VALUE",
@@ -64,11 +65,11 @@ AllowFutureOpt = typer.Option(False, "--allow-future-as-of",
 
 def _as_of(as_of, panel, allow_future: bool = False):
     """The decision day: ``--as-of`` (refused far past the panel's last row: it would silently
-    decide on old data; before the first row ``timing.operate.known_panel`` refuses it), or the
+    decide on old data; before the first row ``altsignal.operate.known_panel`` refuses it), or the
     panel's last row."""
     import pandas as pd
 
-    from nlp.instants import check_not_ahead
+    from core.instants import check_not_ahead
 
     if as_of is None:
         return panel.index[-1]
@@ -90,13 +91,12 @@ def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | 
         overrides: list[str] = SetOpt, as_of: Optional[datetime] = AsOfOpt,
         allow_future: bool = AllowFutureOpt) -> None:
     """Fit the network on the history known at --as-of and save it; print the allocation it implies."""
-    import torch
 
+    from altsignal.operate import allocate, fit_model
     from timing.data import load_panel
-    from timing.operate import allocate, fit_model
 
     cfg = _load(config, out, output_dir, overrides)
-    torch.set_num_threads(cfg.walkforward.threads)
+    set_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
     when = _as_of(as_of, panel, allow_future)
     model = fit_model(cfg, panel, when, cfg.output_dir / "model")
@@ -111,13 +111,12 @@ def predict(config: Path = ConfigOpt, out: Path | None = OutOpt, overrides: list
                                        help="Refit when walkforward.refit_every periods have passed (or no model exists).")) -> None:
     """Today's allocation from the saved model: forecasts, target and held weights, trades; appended
     to <out>/allocations.parquet (a re-run for the same --as-of replaces its rows)."""
-    import torch
 
+    from altsignal.operate import decide
     from timing.data import load_panel
-    from timing.operate import decide
 
     cfg = _load(config, out, None, overrides)
-    torch.set_num_threads(cfg.walkforward.threads)
+    set_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
     rows, refitted = decide(cfg, panel, _as_of(as_of, panel, allow_future), cfg.output_dir, refit)
     if refitted:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from nlp.errors import MissingFileError, UsageError
+from core.errors import MissingFileError, UsageError
 
 CORPORA_DIR = Path(resources.files("corpora"))
 SAMPLE_DIR = CORPORA_DIR / "sample"

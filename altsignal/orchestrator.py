@@ -2,9 +2,9 @@
 
     documents -> scores -> features (DuckDB) -> timing backtest -> report
 
-The run's configuration is :class:`timing.run_config.RunConfig`, validated whole when it is
+The run's configuration is :class:`altsignal.run_config.RunConfig`, validated whole when it is
 loaded; :func:`check_run` then checks what it refers to (inputs, model, market and macro files,
-output folders) before the first stage starts. Each stage's key (``timing.stage_cache``) holds the
+output folders) before the first stage starts. Each stage's key (``altsignal.stage_cache``) holds the
 hash of everything that determines its output: its own config section, the hashes of the stages
 before it, the bytes of its input files and the model weights. A re-run recomputes only the stages
 whose key changed; an interrupted scoring stage resumes inside the scoring job itself. The run
@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from nlp.errors import UsageError
+from altsignal.run_config import RunConfig, stage_timing_config
+from altsignal.stage_cache import PARTIAL, cached_stage, check_owned, remove_stage, stage_key
+from core.atomic import atomic_write_text
+from core.errors import UsageError
+from core.hashing import code_digest, file_digest
+from core.rejects import Rejects
 from nlp.readers.documents import ColumnMapping, read_documents, write_documents
-from nlp.rejects import Rejects, atomic_write_text
 from timing.config import TimingConfig
-from timing.run_config import RunConfig, stage_timing_config
-from timing.stage_cache import PARTIAL, cached_stage, check_owned, code_digest, file_digest, remove_stage, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,8 @@ def check_text_period(model: Path, docs_dir: Path, allow: bool) -> dict | None:
     run's period is conservatively that of all its documents. ``allow`` (``scoring.allow_text_overlap``)
     lets a run that is not judged as a backtest through; the overlap is then logged and recorded.
     """
-    import pyarrow.dataset as ds
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
     from nlp.models.distill import text_period
 
@@ -219,7 +221,7 @@ def _local_data_files(tcfg: TimingConfig) -> list[Path]:
 
 def run(cfg: RunConfig, force: tuple[str, ...] = ()) -> Path:
     """Run every stage (reusing cached ones unless named in ``force``); return the summary's path."""
-    from nlp.scoring.backends import artifact_hash
+    from core.hashing import artifact_hash
 
     model, tcfg = check_run(cfg, force)
     root = Path(cfg.output_dir)

@@ -12,7 +12,7 @@ A run file has a name, an output folder and one table per section::
     [annotations] # signals.annotations.AnnotationConfig: novelty, event types, relevance (the text group)
     [health]      # signals.health.HealthConfig: thresholds of the daily run's checks
 
-It is read by the one loader (``nlp.config_files``: ``extends``, deep merge, ``--set`` dotted
+It is read by the one loader (``core.config_files``: ``extends``, deep merge, ``--set`` dotted
 overrides) and validated whole, every section together, before any stage starts: a bad key
 anywhere fails at load, and nothing is written.
 
@@ -34,15 +34,15 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nlp.config_files import load_validated, validated
-from signals.annotations import AnnotationConfig
-from signals.health import HealthConfig
-from nlp.paths import resolve_data_path
+from core.config_files import load_validated, validated
+from core.paths import resolve_data_path
 from nlp.readers.documents import ColumnMapping, get_preset
+from signals.annotations import AnnotationConfig
 from signals.config import SignalsConfig
+from signals.health import HealthConfig
+from timing import CONFIG_DIR
 from timing.config import TimingConfig
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "run_default.toml"
 
 
@@ -98,7 +98,7 @@ class ScoringConfig(_Strict):
     numeric: str = "auto"
     engine: Literal["local", "ray"] = "local"
     # a run is a backtest: its scorer must not have learned from text of its documents' period
-    # (timing.orchestrator.check_text_period); true only for a run not judged as a backtest
+    # (altsignal.orchestrator.check_text_period); true only for a run not judged as a backtest
     allow_text_overlap: bool = False
 
 

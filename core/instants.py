@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nlp.errors import UsageError
+from core.errors import UsageError
 
 MIN_OFFSET = pd.Timedelta(hours=-12)
 MAX_OFFSET = pd.Timedelta(hours=14)
