@@ -44,16 +44,22 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from altsignal.run_config import RunConfig, stage_timing_config
-from core.atomic import atomic_write_text
+from altsignal.operate import HISTORY, MODEL
+from altsignal.run_config import RunConfig
+from altsignal.stage_cache import staged
+from altsignal.stages import FEATURES_DB, TEXT_DB, Day, Documents, Features, Run, Scores, Timing, check_text_period
+from core.atomic import atomic_path, atomic_write_text
 from core.errors import UsageError
-from core.rejects import Rejects
-from core.threads import set_threads
-from timing.config import TimingConfig
+from core.progress import Progress
+from nlp.models import model_path
+from signals.health import check_store, worst_status
+from signals.sessions import session_cutoffs, sessions
+from signals.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ DAILY = "daily"
 STATE = "state.json"
 # What a day changes besides its own batch: staged together (a failed day leaves them as they were).
 # A stale DuckDB write-ahead log must never meet a newer store file, so the logs come first.
-DAY_OUTPUTS = ("features.duckdb.wal", "text.duckdb.wal", "features.duckdb", "text.duckdb", "timing", "health")
+DAY_OUTPUTS = (f"{FEATURES_DB}.wal", f"{TEXT_DB}.wal", FEATURES_DB, TEXT_DB, Timing.name, "health")
 
 
 def daily_dir(cfg: RunConfig) -> Path:
@@ -78,143 +84,12 @@ def stamp(as_of: pd.Timestamp) -> str:
     return as_of.tz_convert("UTC").strftime("%Y%m%dT%H%M%SZ")
 
 
-def _new_documents(cfg: RunConfig, folder: Path, since: pd.Timestamp | None, as_of: pd.Timestamp,
-                   batch: Path, allow_future: bool = False) -> dict:
-    """Write each input's newly known documents to ``batch/<input>.parquet``; return counts.
-
-    A batch is fixed once complete (``batch/documents.json``): a re-run after a kill reuses it, so
-    its scoring jobs resume on the same files even when the store has meanwhile taken its rows.
-    Every input is read before the batch folder is made: an ``as_of`` too far past the clock or
-    the latest input document (:func:`core.instants.check_not_ahead`) is refused with nothing written.
-    """
-    from altsignal.orchestrator import read_input
-    from core.instants import check_not_ahead
-    from nlp.readers.documents import write_documents
-    from signals.store import FeatureStore
-
-    marker = batch / "documents.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
-
-    held: dict[str, set] = {}
-    if cfg.documents.arrival == "now" and (folder / "features.duckdb").exists():
-        with FeatureStore(folder / "features.duckdb", cfg.signals, read_only=True) as store:
-            rows = store.con.execute("SELECT feed, doc_id FROM documents").fetchall()
-        for feed, doc_id in rows:
-            held.setdefault(feed, set()).add(doc_id)
-    read = {}
-    for item in cfg.documents.inputs:
-        rejects = Rejects()
-        read[item.name] = (item, rejects, *read_input(cfg, item, rejects))
-    latest = max((d["published_at"].max() for _, _, d, _ in read.values() if len(d)), default=None)
-    check_not_ahead(as_of, latest, "input document", allow_future)
-    batch.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, (item, rejects, docs, source) in read.items():
-        keep = pd.Series(True, index=docs.index)
-        if cfg.documents.arrival == "published":
-            keep &= docs["published_at"] <= as_of
-            if since is not None:
-                keep &= docs["published_at"] > since
-        else:
-            keep &= ~docs["doc_id"].isin(held.get(name, set()))
-        new = docs[keep].reset_index(drop=True)
-        # the instant the store learns each document: fixed, so the batch file is too
-        new["ingested_at"] = new["published_at"] if cfg.documents.arrival == "published" else as_of
-        write_documents([new], batch / f"{name}.parquet")
-        rejects.write(batch / f"{name}.rejects.jsonl")
-        out[name] = {"source": source, "documents": len(new), "rejected": len(rejects)}
-    atomic_write_text(marker, json.dumps(out, indent=1) + "\n")
-    return out
-
-
-def _score_batch(cfg: RunConfig, batch: Path, counts: dict, model: Path) -> dict:
-    from altsignal.orchestrator import DOCUMENT_MAPPING
-    from nlp.scoring.config import EngineConfig, JobConfig
-    from nlp.scoring.job import JobSpec, run_job
-
-    job_cfg = JobConfig(engine=EngineConfig(numeric=cfg.scoring.numeric), engine_kind=cfg.scoring.engine)
-    out = {}
-    for item in cfg.documents.inputs:
-        if not counts[item.name]["documents"]:
-            continue
-        spec = JobSpec([str(batch / f"{item.name}.parquet")], counts[item.name]["source"], DOCUMENT_MAPPING, model,
-                       batch / "scores" / item.name, job_cfg)
-        manifest = run_job(spec, progress=False)
-        out[item.name] = manifest["counts"]
-    return out
-
-
-def _build_unless_done(store, added: int, as_of: pd.Timestamp) -> bool:
-    """Build at ``as_of`` unless a re-run of a completed day added nothing to a store already built
-    then (it must not stamp another build); returns whether it built."""
-    if added == 0 and store.last_build() == as_of:
-        return False
-    store.build(as_of)
-    return True
-
-
-def _add_and_build(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_of: pd.Timestamp) -> dict:
-    from nlp.scoring.job import read_scores
-    from signals.store import FeatureStore
-
-    with FeatureStore(folder / "features.duckdb", cfg.signals) as store:
-        added = 0
-        with store.transaction():  # the day's rows and its build land together, or not at all
-            for item in cfg.documents.inputs:
-                if item.name not in scored:
-                    continue
-                docs = pd.read_parquet(batch / f"{item.name}.parquet")
-                scores = read_scores(batch / "scores" / item.name)
-                scores["ingested_at"] = scores["published_at"] if cfg.documents.arrival == "published" else as_of
-                added += store.add_documents(docs, feed=item.name).added
-                added += store.add_scores(scores, feed=item.name).added
-            rebuilt = _build_unless_done(store, added, as_of)
-        counts = store.counts()
-    return {"rows_added": added, "built": rebuilt, **counts}
-
-
-def _annotate_batch(cfg: RunConfig, folder: Path, batch: Path, scored: dict, as_of: pd.Timestamp) -> dict | None:
-    """Annotate the day's new documents and add their derived rows to ``text.duckdb`` (built at ``as_of``).
-
-    Novelty looks back ``window_sessions`` sessions, so the new documents are annotated together
-    with the store's documents known since a bound safely before that window; only the new
-    documents' rows are kept. That gives exactly what annotating the whole history would.
-    """
-    from signals.annotations import LATEST, annotate, derived_scores, summary
-    from signals.store import FeatureStore
-
-    new = [item.name for item in cfg.documents.inputs if item.name in scored]
-    text_db = folder / "text.duckdb"
-    if not new and text_db.exists():
-        return None
-    with FeatureStore(folder / "features.duckdb", cfg.signals, read_only=True) as store:
-        fresh = store.con.sql(f"SELECT * FROM documents WHERE feed IN (SELECT unnest($feeds)) AND ingested_at > "
-                              f"coalesce((SELECT max(built_at) FROM builds WHERE built_at < $t), '-infinity'::TIMESTAMPTZ) "
-                              f"AND ingested_at <= $t {LATEST}", params={"feeds": new or [""], "t": as_of}).to_arrow_table().to_pandas()
-        if fresh.empty:
-            return None
-        # a week of sessions is at most window_sessions + holidays; two weeks of calendar days more than covers it
-        bound = pd.to_datetime(fresh["ingested_at"]).min() - pd.Timedelta(days=2 * cfg.annotations.window_sessions + 14)
-        docs = store.con.sql(f"SELECT * FROM documents WHERE ingested_at >= $b AND ingested_at <= $t {LATEST}",
-                             params={"b": bound, "t": as_of}).to_arrow_table().to_pandas()
-        scores = store.con.sql(f"SELECT * FROM scores WHERE ingested_at >= $b AND ingested_at <= $t {LATEST}",
-                               params={"b": bound, "t": as_of}).to_arrow_table().to_pandas()
-    annotations = annotate(docs, cfg.annotations, cfg.signals.sessions)
-    keys = ["feed", "source", "doc_id"]
-    annotations = annotations.merge(fresh[keys], on=keys)
-    with FeatureStore(text_db, cfg.signals) as text:
-        with text.transaction():
-            _build_unless_done(text, text.add_scores(derived_scores(scores, annotations, cfg.annotations)).added, as_of)
-    return summary(annotations)
-
-
-def timing_config(cfg: RunConfig, folder: Path) -> TimingConfig:
-    """The run's timing section on the daily store and folder."""
-    tcfg = stage_timing_config(cfg)
-    text = folder / "text.duckdb" if cfg.annotations.enabled else None
-    data = tcfg.data.model_copy(update={"path": folder / "features.duckdb", "text_path": text})
-    return tcfg.model_copy(update={"data": data, "output_dir": folder / "timing"})
+def _held_documents(run: Run, folder: Path) -> dict[str, set]:
+    """The documents the store holds, by feed: a live feed's (arrival "now") new documents are the others."""
+    if run.cfg.documents.arrival != "now" or not (folder / FEATURES_DB).exists():
+        return {}
+    with FeatureStore(folder / FEATURES_DB, run.cfg.signals, read_only=True) as store:
+        return store.doc_ids_by_feed()
 
 
 def _last_input_dates(panel: pd.DataFrame, factors: tuple[str, ...], as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
@@ -237,9 +112,6 @@ def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | Non
     The store, the model, the allocations and the health history change on a copy (``staged``, the
     backtest stages' build-aside-then-rename): a day that fails leaves them exactly as they were.
     """
-    from altsignal.orchestrator import check_text_period
-    from altsignal.stage_cache import staged
-    from nlp.models import model_path
 
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is None:
@@ -252,43 +124,33 @@ def run_day(cfg: RunConfig, as_of: pd.Timestamp, decide_from: pd.Timestamp | Non
                          hint="daily runs move forward in time; `altsignal rollback --to` an earlier run, or use "
                               "another --out for another history")
     t0 = time.perf_counter()
-    batch = folder / "batches" / stamp(as_of)
-    model = model_path(cfg.scoring.model)
-    documents = _new_documents(cfg, folder, since, as_of, batch, allow_future)
+    run = Run(cfg, model_path(cfg.scoring.model), Path(cfg.output_dir))
+    day = Day(as_of, since, folder / "batches" / stamp(as_of), folder)
+    documents = Documents().update(run, day, _held_documents(run, folder), allow_future)
     log.info("daily %s: new documents %s", as_of, {k: v["documents"] for k, v in documents.items()})
-    periods = check_text_period(model, batch, cfg.scoring.allow_text_overlap)
-    scored = _score_batch(cfg, batch, documents, model)
+    periods = check_text_period(run.model, day.batch, cfg.scoring.allow_text_overlap)
+    scored = Scores().update(run, day, documents)
     with staged(folder, DAY_OUTPUTS) as work:
-        day = _store_and_decide(cfg, work, batch, scored, as_of, decide_from)
-    record = {"as_of": as_of.isoformat(), "documents": documents, "scored": scored, "store": day["store"],
-              "text_period": periods, "annotations": day["annotations"], "health": day["health"],
-              "health_report": str(folder / Path(day["health_report"]).relative_to(work)),
-              "allocation": day["allocation"], "seconds": round(time.perf_counter() - t0, 2)}
+        result = _store_and_decide(run, replace(day, stores=work), scored, decide_from)
+    record = {"as_of": as_of.isoformat(), "documents": documents, "scored": scored, "store": result["store"],
+              "text_period": periods, "annotations": result["annotations"], "health": result["health"],
+              "health_report": str(folder / Path(result["health_report"]).relative_to(work)),
+              "allocation": result["allocation"], "seconds": round(time.perf_counter() - t0, 2)}
     state = {"as_of": as_of.isoformat(), "runs": [r for r in state["runs"] if r["as_of"] != record["as_of"]] + [record]}
     atomic_write_text(folder / STATE, json.dumps(state, indent=1, default=str) + "\n")
     log.info("daily %s done in %.1f s: health %s", as_of, record["seconds"], record["health"])
     return record
 
 
-def _store_and_decide(cfg: RunConfig, work: Path, batch: Path, scored: dict, as_of: pd.Timestamp,
-                      decide_from: pd.Timestamp | None) -> dict:
-    """Add the day's rows to the stores in ``work``, build, decide and check health there."""
-
-    from altsignal.operate import decide
-    from signals.health import check_store, worst_status
-    from timing.data import load_panel
-
-    store = _add_and_build(cfg, work, batch, scored, as_of)
-    annotations = _annotate_batch(cfg, work, batch, scored, as_of) if cfg.annotations.enabled else None
-    tcfg = timing_config(cfg, work)
-    set_threads(tcfg.walkforward.threads)
-    panel = load_panel(tcfg.data, cfg.signals)
-    naive = as_of.tz_convert(None)
-    days = [naive] if decide_from is None else session_instants(cfg, decide_from, as_of, until=as_of)
-    rows = [decide(tcfg, panel, d, tcfg.output_dir)[0] for d in days]
-    jobs = [batch / "scores" / name for name in scored]
-    table, report = check_store(work / "features.duckdb", as_of, work / "health", jobs, cfg.health,
-                                _last_input_dates(panel, tuple(rows[-1]["factor"]), as_of))
+def _store_and_decide(run: Run, day: Day, scored: dict, decide_from: pd.Timestamp | None) -> dict:
+    """Add the day's rows to the stores in ``day.stores``, build, decide and check health there."""
+    store, annotations = Features().update(run, day, scored)
+    days = ([day.as_of.tz_convert(None)] if decide_from is None
+            else session_instants(run.cfg, decide_from, day.as_of, until=day.as_of))
+    panel, rows = Timing().update(run, day, days)
+    jobs = [day.batch / "scores" / name for name in scored]
+    table, report = check_store(day.stores / FEATURES_DB, day.as_of, day.stores / "health", jobs, run.cfg.health,
+                                _last_input_dates(panel, tuple(rows[-1]["factor"]), day.as_of))
     return {"store": store, "annotations": annotations, "health": worst_status(table), "health_report": report,
             "allocation": rows[-1][["factor", "weight", "trade"]].to_dict(orient="records")}
 
@@ -304,8 +166,6 @@ def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
     moves back first: a rollback cut short is finished by running it again. The stores change on
     a staged copy, as a day does, so a failed rollback leaves them as they were.
     """
-    from altsignal.stage_cache import staged
-
     to = pd.Timestamp(to).tz_convert("UTC")
     folder = daily_dir(cfg)
     state = read_state(folder)
@@ -318,9 +178,9 @@ def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
     atomic_write_text(folder / STATE, json.dumps({"as_of": to.isoformat(), "runs": kept}, indent=1, default=str) + "\n")
     with staged(folder, DAY_OUTPUTS) as work:
         store = _rollback_stores(cfg, work, to)
-        _drop_later(work / "timing" / "allocations.parquet", "as_of", to)
+        _drop_later(work / Timing.name / HISTORY, "as_of", to)
         _drop_later(work / "health" / "health.parquet", "session", to)
-        _drop_model_after(work / "timing" / "model", to)
+        _drop_model_after(work / Timing.name / MODEL, to)
     later = [b for b in (folder / "batches").glob("*") if b.is_dir() and b.name > stamp(to)]
     for b in later:
         shutil.rmtree(b)
@@ -328,10 +188,8 @@ def rollback(cfg: RunConfig, to: pd.Timestamp) -> dict:
 
 
 def _rollback_stores(cfg: RunConfig, work: Path, to: pd.Timestamp) -> dict:
-    from signals.store import FeatureStore
-
     removed = {}
-    for name in ("features.duckdb", "text.duckdb"):
+    for name in (FEATURES_DB, TEXT_DB):
         if (work / name).exists():
             with FeatureStore(work / name, cfg.signals) as store:
                 removed |= {f"{name}:{k}": v for k, v in store.rollback(to).items() if v}
@@ -340,8 +198,6 @@ def _rollback_stores(cfg: RunConfig, work: Path, to: pd.Timestamp) -> dict:
 
 def _drop_later(path: Path, column: str, to: pd.Timestamp) -> None:
     """Keep the rows of a history file dated at or before ``to`` (the files hold naive UTC times)."""
-    from core.atomic import atomic_path
-
     if not path.exists():
         return
     history = pd.read_parquet(path)
@@ -358,7 +214,6 @@ def _drop_model_after(model_dir: Path, to: pd.Timestamp) -> None:
 def session_instants(cfg: RunConfig, first_day, last_day, until: pd.Timestamp | None = None) -> list[pd.Timestamp]:
     """Cutoffs (naive UTC, as panels are dated) of the sessions dated ``first_day`` .. ``last_day``
     whose cutoff is at or before ``until`` (when given)."""
-    from signals.sessions import session_cutoffs, sessions
 
     s = cfg.signals.sessions
     days = sessions(s.calendar, start=pd.Timestamp(first_day).date(), end=pd.Timestamp(last_day).date())
@@ -370,8 +225,6 @@ def session_instants(cfg: RunConfig, first_day, last_day, until: pd.Timestamp | 
 
 def replay(cfg: RunConfig, first_day, last_day) -> list[dict]:
     """One :func:`run_day` per session dated ``first_day`` .. ``last_day``, each at its cutoff."""
-    from core.progress import Progress
-
     instants = session_instants(cfg, first_day, last_day)
     if not instants:
         raise UsageError(f"no session between {first_day} and {last_day}")

@@ -13,13 +13,10 @@ from typing import Callable, TypeVar
 
 import typer
 
+from core.config_files import warn_renamed
 from core.errors import UsageError
 
 T = TypeVar("T")
-
-
-def _warn(old: str, new: str) -> None:
-    typer.echo(f"deprecated: `{old}` is now `{new}`; the old name will be removed in altsignal 0.2", err=True)
 
 
 def renamed_option(new: T | None, old: T | None, new_flag: str, old_flag: str, *, required: bool = False) -> T | None:
@@ -31,7 +28,7 @@ def renamed_option(new: T | None, old: T | None, new_flag: str, old_flag: str, *
     if old is not None:
         if new is not None:
             raise UsageError(f"{old_flag} and {new_flag} are the same option; give only {new_flag}")
-        _warn(old_flag, new_flag)
+        warn_renamed(old_flag, new_flag)
         return old
     if new is None and required:
         raise UsageError(f"missing option {new_flag}")
@@ -43,7 +40,7 @@ def alias_command(app: typer.Typer, old_name: str, command: Callable, new_path: 
 
     @functools.wraps(command)
     def alias(*args, **kwargs):
-        _warn(f"altsignal {old_name}", new_path)
+        warn_renamed(f"altsignal {old_name}", new_path)
         return command(*args, **kwargs)
 
     app.command(old_name, hidden=True)(alias)

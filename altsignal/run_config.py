@@ -5,10 +5,10 @@ A run file has a name, an output folder and one table per section::
     name = "default"
     output_dir = "runs/default"
     [documents]   # inputs and how their arrival is dated
-    [scoring]     # model, numeric path, engine
+    [scoring]     # model; [scoring.job] the scoring job's whole config (nlp.scoring.config.JobConfig)
     [signals]     # signals.SignalsConfig: sessions, feature windows, market timing
     [timing]      # timing.TimingConfig; `extends = "default.toml"` starts it from a timing file
-    [research]    # reserved (see ResearchConfig)
+    [research]    # signals.research.config.ResearchConfig: entry rule, tear sheets, market tests, events
     [annotations] # signals.annotations.AnnotationConfig: novelty, event types, relevance (the text group)
     [health]      # signals.health.HealthConfig: thresholds of the daily run's checks
 
@@ -16,7 +16,13 @@ It is read by the one loader (``core.config_files``: ``extends``, deep merge, ``
 overrides) and validated whole, every section together, before any stage starts: a bad key
 anywhere fails at load, and nothing is written.
 
+Every section is the owning package's own config class, so ``--set`` reaches every knob from one
+file. Fine-tuning recipes (``nlp.models.config.FinetuneConfig``) stay files of their own: a model
+card names the one file that reproduces its checkpoint, and a run does not train.
+
 Decisions:
+- sessions are set once, in ``[signals.sessions]``; the research section takes the same calendar
+  (a different ``research.sessions`` is an error).
 - the run owns where the timing stage reads and writes: it sets ``timing.data.source="provider"``
   with the run's own feature store and ``timing.output_dir=<output_dir>/timing``
   (:func:`stage_timing_config`); the values the file gives there are not used. Likewise
@@ -32,30 +38,29 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from core.config_files import load_validated, validated
+from core.config_files import Strict, load_validated, validated, warn_renamed
 from core.paths import resolve_data_path
+from nlp.contracts import SOURCES
 from nlp.readers.documents import ColumnMapping, get_preset
+from nlp.scoring.config import JobConfig
 from signals.annotations import AnnotationConfig
 from signals.config import SignalsConfig
 from signals.health import HealthConfig
+from signals.research.config import ResearchConfig
 from timing import CONFIG_DIR
 from timing.config import TimingConfig
 
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "run_default.toml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputConfig(_Strict):
+class InputConfig(Strict):
     """One document input: a named preset (``sample:news``, ``social``...) or a file with a mapping."""
 
     preset: str | None = None
     path: str | None = None
-    source: Literal["news", "social", "transcript"] | None = None
+    source: Literal[SOURCES] | None = None  # Literal of a tuple: one of nlp.contracts.SOURCES
     mapping: ColumnMapping | None = None
     start: str | None = None  # keep documents published on/after this date (inclusive, UTC)
     end: str | None = None  # ... and before the day after this date
@@ -80,7 +85,7 @@ class InputConfig(_Strict):
         return Path(resolve_data_path(self.path)), self.source, self.mapping
 
 
-class DocumentsConfig(_Strict):
+class DocumentsConfig(Strict):
     inputs: list[InputConfig] = Field(min_length=1)
     arrival: Literal["published", "now"] = "published"
     start: str | None = None  # a window applied on top of every input's own (e.g. a CI-sized run)
@@ -93,26 +98,32 @@ class DocumentsConfig(_Strict):
         return (max(starts) if starts else None), (min(ends) if ends else None)
 
 
-class ScoringConfig(_Strict):
+class ScoringConfig(Strict):
+    """The scoring stage: which model, and the scoring job's whole config (``[scoring.job]``)."""
+
     model: str = "labeled"  # "default", "fast" or "labeled" = a shipped model, else an artifact folder
-    numeric: str = "auto"
-    engine: Literal["local", "ray"] = "local"
+    job: JobConfig = JobConfig()  # nlp.scoring.config: numeric path, engine shapes, local or Ray, cleaning
     # a run is a backtest: its scorer must not have learned from text of its documents' period
-    # (altsignal.orchestrator.check_text_period); true only for a run not judged as a backtest
+    # (altsignal.stages.check_text_period); true only for a run not judged as a backtest
     allow_text_overlap: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, raw):
+        """``scoring.numeric`` and ``scoring.engine`` (before the job's whole config was here) still work."""
+        if not isinstance(raw, dict) or not ({"numeric", "engine"} & raw.keys()):
+            return raw
+        raw, job = dict(raw), dict(raw.get("job") or {})
+        if "numeric" in raw:
+            warn_renamed("scoring.numeric", "scoring.job.engine.numeric")
+            job["engine"] = {**dict(job.get("engine") or {}), "numeric": raw.pop("numeric")}
+        if "engine" in raw:
+            warn_renamed("scoring.engine", "scoring.job.engine_kind")
+            job["engine_kind"] = raw.pop("engine")
+        return {**raw, "job": job}
 
-class ResearchConfig(_Strict):
-    """Reserved: ``altsignal run`` has no research stage yet, so this section takes no keys.
 
-    Decision: the section exists so that run files keep one shape when a research stage joins the
-    run (tear sheets and market tests of the run's own feature store, ``signals.research``); until
-    then any key here is an error rather than a setting the run silently ignores. The research
-    commands take their settings as options (``altsignal research ...``).
-    """
-
-
-class RunConfig(_Strict):
+class RunConfig(Strict):
     name: str
     output_dir: Path
     documents: DocumentsConfig
@@ -123,22 +134,35 @@ class RunConfig(_Strict):
     annotations: AnnotationConfig = AnnotationConfig()  # the `text` feature group (signals.annotations)
     health: HealthConfig = HealthConfig()  # thresholds of the daily run's checks (altsignal run --as-of)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_calendar(cls, raw):
+        """Sessions are set once, in ``[signals.sessions]``: research counts on the calendar features use."""
+        if not isinstance(raw, dict) or "sessions" in dict(raw.get("research") or {}):
+            return raw
+        sessions = dict(raw.get("signals") or {}).get("sessions")
+        return raw if sessions is None else {**raw, "research": {**dict(raw.get("research") or {}), "sessions": sessions}}
+
+    @model_validator(mode="after")
+    def _same_calendar(self) -> "RunConfig":
+        if self.research.sessions != self.signals.sessions:
+            raise ValueError("research.sessions differs from signals.sessions: set the sessions once, in [signals.sessions]")
+        return self
+
 
 def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """A run file (``extends`` resolved, ``--set`` ``overrides`` applied), validated whole."""
     return load_validated(RunConfig, path, overrides)
 
 
-def stage_timing_config(cfg: RunConfig) -> TimingConfig:
-    """The run's timing section as the timing stage runs it: on the run's own store and folder."""
-    root = Path(cfg.output_dir)
+def stage_timing_config(cfg: RunConfig, features_db: Path, text_db: Path | None, out: Path) -> TimingConfig:
+    """The run's timing section as a stage runs it: on the run's own stores, writing to ``out``."""
     raw = cfg.timing.model_dump(mode="json")
     data = raw["data"]
-    data.update(source="provider", path=str(root / "features" / "features.duckdb"),
-                text_path=str(root / "features" / "text.duckdb") if cfg.annotations.enabled else None)
+    data.update(source="provider", path=str(features_db), text_path=str(text_db) if text_db else None)
     for key in ("market_source", "macro_source"):
         data[key] = [resolve_data_path(v) for v in data[key]] if isinstance(data[key], list) else resolve_data_path(data[key])
     for extra in data["extra_predictors"]:
         extra["path"] = resolve_data_path(extra["path"])
-    raw["output_dir"] = str(root / "timing")
+    raw["output_dir"] = str(out)
     return validated(TimingConfig, raw, f"the timing section of run {cfg.name!r}")

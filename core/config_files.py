@@ -22,12 +22,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.errors import UsageError, describe_validation
 
@@ -36,6 +37,17 @@ EXTENDS = "extends"
 
 class ConfigError(UsageError):
     """A configuration that cannot run, with the reason in words."""
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """One ``deprecated:`` line on stderr for an old spelling that still works (removed in 0.2)."""
+    print(f"deprecated: `{old}` is now `{new}`; the old name will be removed in altsignal 0.2", file=sys.stderr)
+
+
+class Strict(BaseModel):
+    """The base of every config section: an unknown key is an error, and a loaded config is frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def read_file(path: str | Path) -> dict:

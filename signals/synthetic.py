@@ -13,9 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nlp.contracts import SCORE_SCHEMA
-
-_SOURCES = ["news", "social", "transcript"]
+from nlp.contracts import SCORE_SCHEMA, SOURCES
 
 
 def synthetic_scores(
@@ -35,7 +33,7 @@ def synthetic_scores(
     n_single = n_rows - n_tr_rows
     n_docs = n_single + n_tr_docs
     source = np.where(rng.random(n_single) < 0.63, 0, 1)
-    source = np.concatenate([source, np.full(n_tr_docs, 2)])  # codes into _SOURCES
+    source = np.concatenate([source, np.full(n_tr_docs, 2)])  # codes into SOURCES
 
     t0 = pd.Timestamp(start, tz="UTC").value // 1000
     span_us = int(years * 365.25 * 86400 * 1e6)
@@ -80,7 +78,7 @@ def synthetic_scores(
         "p_pos": pa.array(p[:, 2], pa.float32()),
         "score": pa.array((p[:, 2] - p[:, 0]).astype("float32"), pa.float32()),
         "n_tokens": pa.array(rng.integers(5, 60, len(doc_of_row)).astype("int32"), pa.int32()),
-        "source": pa.array(_SOURCES).take(pa.array(src_rows)),
+        "source": pa.array(SOURCES).take(pa.array(src_rows)),
         "published_at": pa.array(pub[doc_of_row], pa.timestamp("us", tz="UTC")),
         "ingested_at": pa.array(ing[doc_of_row], pa.timestamp("us", tz="UTC")),
         "entities": pa.ListArray.from_arrays(pa.array(row_offsets), flat_rows),

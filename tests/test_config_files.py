@@ -62,11 +62,11 @@ def test_override_values_are_toml_literals_else_text():
 
 def test_dotted_overrides_set_merge_and_leave_the_input_alone():
     raw = {"timing": {"network": {"hidden": 8, "grid": {"lr": [1.0]}}}}
-    out = apply_overrides(raw, ["timing.network.hidden=16", "scoring.numeric=bf16",
+    out = apply_overrides(raw, ["timing.network.hidden=16", "scoring.job.engine.numeric=bf16",
                                 "timing.network.grid={ weight_decay = [0.1] }", "timing.walkforward.n_jobs=1"], RunConfig)
     assert out == {"timing": {"network": {"hidden": 16, "grid": {"lr": [1.0], "weight_decay": [0.1]}},
                               "walkforward": {"n_jobs": 1}},
-                   "scoring": {"numeric": "bf16"}}
+                   "scoring": {"job": {"engine": {"numeric": "bf16"}}}}
     assert raw["timing"]["network"]["hidden"] == 8
 
 
@@ -99,8 +99,8 @@ def test_the_readme_run_configuration_example_validates(tmp_path):
     section = (root / "docs" / "configuration.md").read_text().split("## Run configuration", 1)[1]
     example = re.search(r"```toml\n(.*?)```", section, flags=re.S).group(1)
     cfg = load_run_config(_write(tmp_path, "mine.toml", example.replace('"timing/configs/', f'"{root}/timing/configs/')),
-                          ["timing.network.hidden=32", "scoring.numeric=bf16"])
-    assert cfg.signals.sessions.cutoff == "15:30" and cfg.timing.network.hidden == 32 and cfg.scoring.numeric == "bf16"
+                          ["timing.network.hidden=32", "scoring.job.engine.numeric=bf16"])
+    assert cfg.signals.sessions.cutoff == "15:30" and cfg.timing.network.hidden == 32 and cfg.scoring.job.engine.numeric == "bf16"
     assert cfg.timing.data.end == "1999-12-31" and len(cfg.documents.inputs) == 3  # validation.toml's, run_default's
 
 
@@ -123,3 +123,25 @@ def test_finetune_config_file_uses_the_one_loader_and_flags_override_it(tmp_path
     assert res.exit_code == 0, res.output
     cfg = seen["cfg"]
     assert (cfg.epochs, cfg.lr, cfg.model_id) == (2, 0.0002, "from-base")
+
+
+def test_run_config_composes_the_scoring_job_and_old_spellings_still_load(tmp_path, capsys):
+    from altsignal.run_config import DEFAULT_RUN_CONFIG, load_run_config
+
+    new = load_run_config(DEFAULT_RUN_CONFIG, ["scoring.job.chunk_rows=50", "scoring.job.engine.batch_tokens=512"])
+    assert new.scoring.job.chunk_rows == 50 and new.scoring.job.engine.batch_tokens == 512  # every job knob
+    old = _write(tmp_path, "old.toml", f'extends = "{DEFAULT_RUN_CONFIG}"\n[scoring]\nnumeric = "bf16"\nengine = "ray"\n')
+    cfg = load_run_config(old)
+    assert cfg.scoring.job.engine.numeric == "bf16" and cfg.scoring.job.engine_kind == "ray"
+    err = capsys.readouterr().err
+    assert "`scoring.numeric` is now `scoring.job.engine.numeric`" in err and "`scoring.engine` is now" in err
+
+
+def test_research_counts_on_the_run_calendar_set_once(tmp_path):
+    from altsignal.run_config import DEFAULT_RUN_CONFIG, load_run_config
+
+    cfg = load_run_config(DEFAULT_RUN_CONFIG, ['signals.sessions.cutoff="15:30"', "research.entry.rule=at"])
+    assert cfg.research.sessions == cfg.signals.sessions and cfg.research.sessions.cutoff == "15:30"
+    assert cfg.research.entry.rule == "at"
+    with pytest.raises(ConfigError, match="set the sessions once"):
+        load_run_config(DEFAULT_RUN_CONFIG, ['research.sessions.cutoff="15:00"'])

@@ -26,7 +26,7 @@ SMALL = [
     "timing.network.epochs=5",
     "timing.network.grid={ weight_decay = [1e-3] }",
     "timing.network.windows=[]",
-    "scoring.numeric=fp32",
+    "scoring.job.engine.numeric=fp32",
 ]
 FIRST_DAY, REPLAY = "2017-02-17", ("2017-02-21", "2017-02-24")  # 2017-02-20 was a holiday: 4 sessions
 
@@ -86,7 +86,7 @@ def test_replay_equals_one_batch_run_and_reruns_change_nothing(tiny_model, tmp_p
 
 
 def _daily_config(tmp_path: Path, model: Path, out: Path) -> Path:
-    from altsignal.run_config import CONFIG_DIR
+    from timing import CONFIG_DIR
 
     cfg = tmp_path / f"{out.name}.toml"
     cfg.write_text(f'extends = "{CONFIG_DIR / "run_default.toml"}"\nname = "daily"\noutput_dir = "{out}"\n'

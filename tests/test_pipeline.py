@@ -6,9 +6,11 @@ import json
 import pandas as pd
 import pytest
 
-from altsignal.orchestrator import run
-from altsignal.run_config import CONFIG_DIR, DEFAULT_RUN_CONFIG, load_run_config, stage_timing_config
+from altsignal.orchestrator import check_run, run
+from altsignal.run_config import DEFAULT_RUN_CONFIG, load_run_config
 from altsignal.stage_cache import stage_key
+from altsignal.stages import Timing
+from timing import CONFIG_DIR
 
 # Keep the timing stage small: the tests check the plumbing, the README reports the full runs.
 SMALL_TIMING = [
@@ -24,7 +26,7 @@ SMALL_TIMING = [
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    cfg = load_run_config(DEFAULT_RUN_CONFIG, [*SMALL_TIMING, "scoring.numeric=fp32"])
+    cfg = load_run_config(DEFAULT_RUN_CONFIG, [*SMALL_TIMING, "scoring.job.engine.numeric=fp32"])
     cfg = cfg.model_copy(update={"output_dir": tmp_path_factory.mktemp("run")})
     return cfg, run(cfg)
 
@@ -54,7 +56,7 @@ def test_sentiment_reaches_the_timing_panel_point_in_time(default_run):
     from timing.data import load_panel
 
     cfg, _ = default_run
-    tcfg = stage_timing_config(cfg)
+    tcfg = Timing.config(check_run(cfg))
     assert tcfg.data.path == cfg.output_dir / "features" / "features.duckdb"
     assert tcfg.data.start == "2008-01-31" and tcfg.network.epochs == 10  # the --set values reached the stage
     panel = load_panel(tcfg.data, cfg.signals)
@@ -90,7 +92,7 @@ def test_bad_run_config_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_study_config_in_ci_size(shared_datasets, tmp_path):
-    cfg = load_run_config(CONFIG_DIR / "study_ci.toml", ["scoring.numeric=fp32", "timing.walkforward.n_jobs=1"])
+    cfg = load_run_config(CONFIG_DIR / "study_ci.toml", ["scoring.job.engine.numeric=fp32", "timing.walkforward.n_jobs=1"])
     cfg = cfg.model_copy(update={"output_dir": tmp_path / "study"})
     report = run(cfg)
     stages = _stages(cfg)
@@ -114,7 +116,7 @@ def test_a_scorer_that_learned_from_the_runs_period_is_refused(tmp_path):
 
 
 def test_text_period_check_compares_the_model_with_the_documents(tmp_path):
-    from altsignal.orchestrator import check_text_period
+    from altsignal.stages import check_text_period
     from core.errors import UsageError
     from nlp.models import model_path
 

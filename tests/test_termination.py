@@ -189,7 +189,7 @@ def test_eval(tiny_model, tmp_path):
 
 def _run_config(tmp_path: Path, tiny_model: Path, out: Path) -> Path:
     """The default run, CI-sized: sample news only, the tiny model, a tiny timing config."""
-    from altsignal.run_config import CONFIG_DIR
+    from timing import CONFIG_DIR
 
     timing = tmp_path / "timing.toml"
     timing.write_text(TINY_TIMING)
@@ -202,7 +202,7 @@ output_dir = "{out}"
 inputs = [{{ preset = "sample:news" }}]
 [scoring]
 model = "{tiny_model}"
-numeric = "fp32"
+job = {{ engine = {{ numeric = "fp32" }} }}
 [timing]
 extends = "{timing}"
 """)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from core.config_files import ConfigError, load_validated
+from core.config_files import ConfigError, Strict, load_validated
 from timing.dataset import DEFAULT_SCALING, FEATURE_GROUPS, Scaling
 from timing.registry import baseline_names
 
@@ -39,11 +39,7 @@ _PERIODS: dict[tuple[str, str], int] = {
 PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExtraPredictors(_Strict):
+class ExtraPredictors(Strict):
     """Predictors read from a user's file, for series the packaged sets lack (e.g. value spreads).
 
     Nothing is invented or proxied: a series the data lacks enters only through a file named here,
@@ -91,7 +87,7 @@ class ExtraPredictors(_Strict):
         return v
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where the panel comes from: market and macro history, a feature store, or a Parquet panel.
 
     ``source="packaged"``: the history shipped inside PyPI packages. ``source="files"``: the same
@@ -132,7 +128,7 @@ class DataConfig(_Strict):
         return self
 
 
-class NetworkConfig(_Strict):
+class NetworkConfig(Strict):
     """The multi-task network and its training (see timing.network)."""
 
     encoder: Literal["mlp", "lstm", "transformer"] = "mlp"
@@ -194,7 +190,7 @@ class NetworkConfig(_Strict):
         return v
 
 
-class WalkForwardConfig(_Strict):
+class WalkForwardConfig(Strict):
     """Expanding or rolling refits. All lengths are in panel periods."""
 
     scheme: Literal["expanding", "rolling"] = "expanding"
@@ -218,7 +214,7 @@ class WalkForwardConfig(_Strict):
         return self
 
 
-class PortfolioConfig(_Strict):
+class PortfolioConfig(Strict):
     """Forecasts -> factor weights -> net returns."""
 
     method: Literal["mean_variance", "forecast_over_variance"] = "mean_variance"
@@ -238,7 +234,7 @@ class PortfolioConfig(_Strict):
     max_vol_scale: float = Field(3.0, gt=0.0, description="cap on the Moreira-Muir scale of a factor")
 
 
-class StabilityConfig(_Strict):
+class StabilityConfig(Strict):
     """Inputs and forecasts kept on the training window's scale, for every forecasting model
     (``timing.dataset.FeatureScaler``, ``timing.forecaster.WindowForecaster``; issue 24).
 
@@ -278,7 +274,7 @@ class StabilityConfig(_Strict):
 ExplainLevel = Literal["none", "fast", "full"]
 
 
-class ExplainConfig(_Strict):
+class ExplainConfig(Strict):
     """Why the network forecasts what it does (timing.explain).
 
     ``level``: ``fast`` (the default) computes permutation importance and integrated gradients
@@ -301,7 +297,7 @@ class ExplainConfig(_Strict):
         return v
 
 
-class TimingConfig(_Strict):
+class TimingConfig(Strict):
     factors: tuple[str, ...] = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
     horizon: Frequency = "monthly"
     seed: int = 0

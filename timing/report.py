@@ -24,14 +24,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from core.atomic import atomic_path, atomic_write_text  # noqa: E402
+from core.atomic import atomic_path, atomic_write_text
+from core.plots import subplots
 
 NETWORK = "network"
 UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)
@@ -40,7 +37,6 @@ UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstrin
 def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
 
 
 def _table(df: pd.DataFrame, digits: int = 3) -> str:
@@ -225,7 +221,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
     net = rets.pivot(index="date", columns="strategy", values="net")
     wealth = (1 + net).cumprod()
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, ax = subplots(figsize=(10, 5))
     for name in wealth.columns:
         lw, alpha = (2.5, 1.0) if name == NETWORK else (1.0, 0.7)
         ax.plot(wealth.index, wealth[name], lw=lw, alpha=alpha, label=name)
@@ -236,7 +232,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
     sharpe = _net_sharpe(pm, "all")
     best = sharpe.drop(labels=[s for s in sharpe.index if s.startswith(NETWORK)]).idxmax()
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig, ax = subplots(figsize=(10, 3.5))
     for name in dict.fromkeys([NETWORK, "equal_weight", best]):
         if name in wealth:
             ax.plot(wealth.index, wealth[name] / wealth[name].cummax() - 1, label=name)
@@ -245,7 +241,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     _save(fig, img / "drawdowns.png")
 
     w = weights[weights.strategy == NETWORK].pivot(index="date", columns="factor", values="weight")
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig, ax = subplots(figsize=(10, 3.5))
     for f in w.columns:
         ax.plot(w.index, w[f], label=f, lw=1)
     ax.axhline(0, color="k", lw=0.5)
@@ -254,7 +250,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     _save(fig, img / "weights.png")
 
     r2 = fm[fm.part == "all"].pivot(index="factor", columns="model", values="oos_r2")
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = subplots(figsize=(10, 4))
     r2.plot.bar(ax=ax)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_title("Out-of-sample R^2 vs the historical mean, per factor")
@@ -263,7 +259,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
     has_expl = len(importance) > 0
     if has_expl:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        fig, axes = subplots(1, 2, figsize=(11, 3.8))
         importance.set_index("group")["importance"].plot.bar(ax=axes[0], yerr=importance.set_index("group")["std"])
         axes[0].set_title("Permutation importance (fall in mean OOS R^2)")
         ig.set_index("group").T.plot.bar(stacked=True, ax=axes[1])

@@ -92,14 +92,14 @@ def fit(config: Path = ConfigOpt, out: Path | None = OutOpt, output_dir: Path | 
         allow_future: bool = AllowFutureOpt) -> None:
     """Fit the network on the history known at --as-of and save it; print the allocation it implies."""
 
-    from altsignal.operate import allocate, fit_model
+    from altsignal.operate import MODEL, allocate, fit_model
     from timing.data import load_panel
 
     cfg = _load(config, out, output_dir, overrides)
     set_threads(cfg.walkforward.threads)
     panel = load_panel(cfg.data)
     when = _as_of(as_of, panel, allow_future)
-    model = fit_model(cfg, panel, when, cfg.output_dir / "model")
+    model = fit_model(cfg, panel, when, cfg.output_dir / MODEL)
     typer.echo(f"saved {cfg.output_dir / 'model'} (chosen {model.estimator.best_params_})")
     _echo_allocation(allocate(cfg, model, panel, when, previous=None))
 

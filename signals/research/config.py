@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from core.config_files import Strict
 from signals.config import SessionConfig
 
 
-class EntryConfig(BaseModel):
+class EntryConfig(Strict):
     """When a value known at ``known_at`` can be traded.
 
     ``"after"`` (default, conservative): at the close of the first session whose close is strictly
@@ -21,20 +22,17 @@ class EntryConfig(BaseModel):
     own close, as if the order were placed at the cutoff instant).
     """
 
-    model_config = ConfigDict(frozen=True)
 
     rule: Literal["after", "at"] = "after"
 
 
-class PriceQualityConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class PriceQualityConfig(Strict):
 
     max_abs_daily_return: float = Field(0.5, gt=0)  # larger close-to-close moves are flagged (splits, glitches)
     drop_flagged: bool = True  # flagged returns become NaN rather than entering a statistic
 
 
-class TearSheetConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class TearSheetConfig(Strict):
 
     horizons: tuple[int, ...] = (1, 5, 21)
     decay_horizons: tuple[int, ...] = tuple(range(1, 22))
@@ -45,19 +43,17 @@ class TearSheetConfig(BaseModel):
     annualization: int = 252
 
 
-class MarketTestConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class MarketTestConfig(Strict):
 
     horizons: tuple[int, ...] = (1, 5)
     min_train: int = Field(252, ge=20)  # sessions before the first out-of-sample forecast
 
 
-class EventConfig(BaseModel):
+class EventConfig(Strict):
     """Event windows are inclusive ``(first, last)`` event days; day k is the return from the close of
     session entry+k to the close of entry+k+1, so day 0 is the first return after entry. Windows that
     start before day 0 are pre-entry diagnostics (not tradable) and are labeled as such."""
 
-    model_config = ConfigDict(frozen=True)
 
     windows: tuple[tuple[int, int], ...] = ((0, 1), (2, 20), (2, 60), (-2, -1))
     estimation: tuple[int, int] = (-280, -31)  # market-model window, ends a month before entry
@@ -77,10 +73,9 @@ class EventConfig(BaseModel):
         return self
 
 
-class StockNetConfig(BaseModel):
+class StockNetConfig(Strict):
     """Xu & Cohen (ACL 2018) task rules."""
 
-    model_config = ConfigDict(frozen=True)
 
     lag: int = 5
     down: float = -0.005  # movement <= down is 0
@@ -91,8 +86,7 @@ class StockNetConfig(BaseModel):
     seed: int = 13
 
 
-class ResearchConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class ResearchConfig(Strict):
 
     sessions: SessionConfig = SessionConfig()
     entry: EntryConfig = EntryConfig()

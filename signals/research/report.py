@@ -5,12 +5,11 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from core.plots import subplots
 
 
 class Report:
@@ -20,7 +19,7 @@ class Report:
         self.title = title
         self.parts: list[str] = []
         self.tables: dict[str, pd.DataFrame] = {}
-        self.figures: dict[str, plt.Figure] = {}
+        self.figures: dict[str, Figure] = {}
 
     def text(self, markdown: str) -> None:
         self.parts.append(markdown.strip() + "\n")
@@ -38,7 +37,7 @@ class Report:
         self.text(f"### {title}")
         self.parts.append(pd.DataFrame({"item": list(flat), "count": list(flat.values())}).to_markdown(index=False) + "\n")
 
-    def figure(self, name: str, fig: plt.Figure, caption: str = "") -> None:
+    def figure(self, name: str, fig: Figure, caption: str = "") -> None:
         self.figures[name] = fig
         self.parts.append(f"![{caption or name}](figures/{name}.png)\n")
 
@@ -50,7 +49,6 @@ class Report:
             frame.to_parquet(out / "tables" / f"{name}.parquet")
         for name, fig in self.figures.items():
             fig.savefig(out / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
-            plt.close(fig)
         path = out / "report.md"
         path.write_text(f"# {self.title}\n\n" + "\n".join(self.parts))
         return path
@@ -67,8 +65,8 @@ def summary_line(summary: dict) -> str:
     return json.dumps({k: clean(v) for k, v in summary.items()})
 
 
-def line_plot(frame: pd.DataFrame, title: str, ylabel: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+def line_plot(frame: pd.DataFrame, title: str, ylabel: str) -> Figure:
+    fig, ax = subplots(figsize=(8, 3.5))
     frame.plot(ax=ax, lw=1)
     ax.axhline(0, color="grey", lw=0.7)
     ax.set_title(title)
@@ -76,8 +74,8 @@ def line_plot(frame: pd.DataFrame, title: str, ylabel: str) -> plt.Figure:
     return fig
 
 
-def bar_plot(series: pd.Series | pd.DataFrame, title: str, ylabel: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+def bar_plot(series: pd.Series | pd.DataFrame, title: str, ylabel: str) -> Figure:
+    fig, ax = subplots(figsize=(6, 3.5))
     series.plot.bar(ax=ax)
     ax.axhline(0, color="grey", lw=0.7)
     ax.set_title(title)
@@ -85,9 +83,9 @@ def bar_plot(series: pd.Series | pd.DataFrame, title: str, ylabel: str) -> plt.F
     return fig
 
 
-def band_plot(curves: pd.DataFrame, title: str) -> plt.Figure:
+def band_plot(curves: pd.DataFrame, title: str) -> Figure:
     """Mean CAR per group with 95% bands; the pre-entry part (day < 0) is shaded as not tradable."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = subplots(figsize=(8, 4))
     top = curves["group"].max()
     for group, c in curves.groupby("group"):
         tag = " (lowest tone)" if group == 1 else " (highest tone)" if group == top else ""
