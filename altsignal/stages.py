@@ -271,14 +271,14 @@ class Features:
         if not feeds:  # no new document: nothing to annotate
             return None
         with FeatureStore(day.stores / FEATURES_DB, run.cfg.signals, read_only=True) as store:
-            fresh = store.documents(since=store.previous_build(day.as_of), until=day.as_of, feeds=feeds)
+            fresh = store.documents(after=store.previous_build(day.as_of), until=day.as_of, feeds=feeds)
             if fresh.empty:
                 return None
             # a week of sessions is at most window_sessions + holidays; two weeks of calendar days more than covers it
             bound = (pd.to_datetime(fresh["ingested_at"]).min()
                      - pd.Timedelta(days=2 * run.cfg.annotations.window_sessions + 14))
-            docs = store.documents(since=bound, until=day.as_of, inclusive=True)
-            scores = store.scores(since=bound, until=day.as_of, inclusive=True)
+            docs = store.documents(since=bound, until=day.as_of)
+            scores = store.scores(since=bound, until=day.as_of)
         annotations = annotate(docs, run.cfg.annotations, run.cfg.signals.sessions)
         keys = ["feed", "source", "doc_id"]
         annotations = annotations.merge(fresh[keys], on=keys)

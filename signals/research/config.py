@@ -27,13 +27,11 @@ class EntryConfig(Strict):
 
 
 class PriceQualityConfig(Strict):
-
     max_abs_daily_return: float = Field(0.5, gt=0)  # larger close-to-close moves are flagged (splits, glitches)
     drop_flagged: bool = True  # flagged returns become NaN rather than entering a statistic
 
 
 class TearSheetConfig(Strict):
-
     horizons: tuple[int, ...] = (1, 5, 21)
     decay_horizons: tuple[int, ...] = tuple(range(1, 22))
     quantiles: int = Field(5, ge=2)
@@ -44,7 +42,6 @@ class TearSheetConfig(Strict):
 
 
 class MarketTestConfig(Strict):
-
     horizons: tuple[int, ...] = (1, 5)
     min_train: int = Field(252, ge=20)  # sessions before the first out-of-sample forecast
 
@@ -87,7 +84,6 @@ class StockNetConfig(Strict):
 
 
 class ResearchConfig(Strict):
-
     sessions: SessionConfig = SessionConfig()
     entry: EntryConfig = EntryConfig()
     prices: PriceQualityConfig = PriceQualityConfig()
