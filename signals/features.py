@@ -1,9 +1,10 @@
 """Score rows -> point-in-time daily sentiment features.
 
 The relational work (document versions, sessions, entity explode) runs in one DuckDB query that
-returns one row per (document, entity) as numpy arrays; the per-day aggregates and the per-key
-running and trailing statistics run in two compiled passes over those rows (numba, see
-:mod:`signals.scans` for why not SQL). Nothing goes through pandas until the output frame.
+returns one row per (document, entity) as numpy arrays; the per-day aggregates are one compiled
+pass over those rows, and each feature of :mod:`signals.feature_specs` a formula or one compiled
+pass over the day rows (numba, see :mod:`signals.scans` for why not SQL). Nothing goes through
+pandas until the output frame.
 
 Definitions (the pandas reference in ``bench/features.py`` implements the same ones):
 

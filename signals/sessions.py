@@ -5,6 +5,10 @@ D's cutoff (default 16:00 America/New_York on D). A document at or after the cut
 weekend or holiday, rolls to the next session. The cutoff is a fixed local time on every
 session, early-close days included (an early close at 13:00 still takes documents until 16:00:
 no returns are traded between the two, so nothing leaks).
+
+:class:`Sessions` is the calendar of one :class:`~signals.config.SessionConfig` (the one home of
+the XNYS / 16:00 / New York defaults), passed to the code that places documents in sessions;
+the functions below it answer for a calendar named by its parts.
 """
 from __future__ import annotations
 
@@ -41,12 +45,6 @@ class Sessions:
 
     def __repr__(self) -> str:
         return f"Sessions({self.cfg!r})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Sessions) and other.cfg == self.cfg
-
-    def __hash__(self) -> int:
-        return hash(self.cfg)
 
     @property
     def calendar(self) -> str:
@@ -120,7 +118,7 @@ def sessions(calendar: str = _DEFAULT.calendar, start=None, end=None) -> pd.Date
 
 def session_cutoffs(dates, cutoff: str = _DEFAULT.cutoff, tz: str = _DEFAULT.tz) -> pd.DatetimeIndex:
     """The cutoff instant (UTC) of each session date."""
-    return close_instant(dates, cutoff, tz)
+    return Sessions(SessionConfig(cutoff=cutoff, tz=tz)).cutoffs(dates)
 
 
 def assign_session(published_at, cutoff: str = _DEFAULT.cutoff, tz: str = _DEFAULT.tz,

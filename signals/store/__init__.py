@@ -20,12 +20,14 @@ versions a full build would write while reading a small part of the store. State
 same transaction as the build (so a failed or killed build leaves it as it was):
 
 * ``scores.batch`` — the number of the ``add_scores`` call that stored a row (old rows: 0).
-* ``build_state`` — the previous build's ``as_of``, ``model_id``, highest batch, and config.
+* ``build_state`` — the previous build's ``as_of``, ``model_id``, highest batch, and config
+  (feature and session settings, and the feature columns).
 * ``day_aggregates`` — one row per current feature row (entity, source, session number ``s``):
   the feature values as last stored, the day's ``max_ing``, and the *running state before the
   row* (``s_first``, ``s_prev``, ``seen`` = running max of ``ingested_at``, running sums of
   log1p(n_docs) and of the count/sum/sum of squares of tones, EW numerators/denominators per
-  half-life). Written in session order, so reads of recent sessions skip older row groups.
+  half-life: the state columns the specs of :mod:`signals.feature_specs` name). Written in
+  session order, so reads of recent sessions skip older row groups.
 * ``key_tail`` — per (entity, source), the running state after its last row.
 * ``doc_latest`` — identities with several versions, and their current version's ``ingested_at``.
 
