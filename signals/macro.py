@@ -49,7 +49,7 @@ class FredMDFormatError(UsageError):
     """A FRED-MD file does not have the McCracken-Ng layout."""
 
 
-def month_end_instant(months: pd.DatetimeIndex, tz: str = "America/New_York") -> pd.DatetimeIndex:
+def month_end_instant(months: pd.DatetimeIndex, tz: str = DEFAULT_CONFIG.sessions.tz) -> pd.DatetimeIndex:
     """00:00 local on the first day after each date's month, as UTC instants."""
     nxt = pd.DatetimeIndex(months).normalize() + pd.offsets.MonthBegin(1)
     return nxt.tz_localize(tz).tz_convert("UTC")

@@ -55,10 +55,15 @@ distinct stories on one theme (20% of StockNet originals at 0.30).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from nlp.contracts import MARKET_ENTITY
+
+if TYPE_CHECKING:
+    from signals.sessions import Sessions
 
 DEFAULT_WINDOW_SESSIONS = 5
 STALE_THRESHOLD = 0.15
@@ -87,11 +92,8 @@ def _known_times(frame: pd.DataFrame, time_col: str | None) -> pd.Series:
     return t.dt.tz_convert("UTC")
 
 
-def _session_ordinals(t: pd.Series, cutoff: str, tz: str, calendar: str) -> np.ndarray:
-    from signals.sessions import assign_session, session_index
-
-    # Distinct days only: assign_session is vectorized but the calendar lookup is per value.
-    return session_index(assign_session(t, cutoff=cutoff, tz=tz, calendar=calendar), calendar=calendar).astype(np.int64)
+def _session_ordinals(t: pd.Series, sessions) -> np.ndarray:
+    return sessions.index(sessions.assign(t)).astype(np.int64)
 
 
 def novelty(
@@ -100,9 +102,7 @@ def novelty(
     window_sessions: int = DEFAULT_WINDOW_SESSIONS,
     threshold: float = STALE_THRESHOLD,
     time_col: str | None = None,
-    cutoff: str = "16:00",
-    tz: str = "America/New_York",
-    calendar: str = "XNYS",
+    sessions: Sessions | None = None,
     block_rows: int = BLOCK_ROWS,
 ) -> pd.DataFrame:
     """Novelty of each (document, entity); a pure function of ``frame`` (see the module docstring).
@@ -110,9 +110,11 @@ def novelty(
     ``frame``: ``doc_id``, ``entity`` (or an ``entities`` list column), a known-time column and
     ``embedding`` (Arrow fixed-size lists, lists or arrays of floats; normalized or not).
     Returns ``doc_id, entity, novelty, max_sim, nearest_doc_id, stale`` in the frame's row order
-    (exploded entities in list order).
+    (exploded entities in list order). ``sessions``: the :class:`~signals.sessions.Sessions`
+    calendar the window counts in (default: the engine's).
     """
     from nlp.embeddings import embedding_matrix
+    from signals.sessions import DEFAULT_SESSIONS
 
     if window_sessions < 1:
         raise ValueError("window_sessions must be >= 1")
@@ -145,7 +147,7 @@ def novelty(
     ent, _ = pd.factorize(keys["entity"], sort=True)
     src = keys["src"].to_numpy()
     t_ns = times_ns[src]
-    sess = _session_ordinals(times.reset_index(drop=True), cutoff, tz, calendar)[src]
+    sess = _session_ordinals(times.reset_index(drop=True), sessions or DEFAULT_SESSIONS)[src]
     doc_rank = pd.factorize(keys["doc_id"], sort=True)[0]
     order = np.lexsort((doc_rank, t_ns, ent))
     ent_s, t_s, sess_s = ent[order], t_ns[order], sess[order]

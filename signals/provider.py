@@ -21,7 +21,6 @@ from nlp.contracts import MARKET_ENTITY
 from signals.config import DEFAULT_CONFIG, SignalsConfig
 from signals.macro import load_fredmd, month_end_instant, packaged_macro
 from signals.market import market_features
-from signals.sessions import session_cutoffs, sessions
 from signals.store import FeatureStore, check_range
 
 _KEYS = ["date", "entity", "source"]
@@ -72,8 +71,8 @@ class FeatureProvider:
             dates = pd.date_range(pd.Timestamp(start) + pd.offsets.MonthEnd(0), pd.Timestamp(end) + pd.offsets.MonthEnd(0), freq="ME")
             decision = month_end_instant(dates, self.cfg.sessions.tz)
         else:
-            dates = sessions(self.cfg.sessions.calendar, start, end)
-            decision = session_cutoffs(dates, self.cfg.sessions.cutoff, self.cfg.sessions.tz)
+            dates = self.store.sessions.dates(start, end)
+            decision = self.store.sessions.cutoffs(dates)
             # Rows are attached by known_at, not by date: a row made late by a late document
             # is replaced by the key's previous row until it became known.
             sent = self.store.daily(None, end, entities, sources, features, as_of)

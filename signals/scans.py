@@ -7,11 +7,14 @@ per-day groups was the next cost (2M score rows: ~1.5 s for ~3M groups, nearly o
 input row), and its result still had to be sorted by (key, session) for the scans. Here the
 exploded document rows are sorted once by (entity, session, source); one pass over that order
 aggregates each day's documents and writes the rows straight into (entity, source, session)
-order (a counting sort: keys are dense integers), and one more pass per key computes the
-trailing and exponentially weighted columns. Definitions are those of :mod:`signals.features`;
+order (a counting sort: keys are dense integers). Then each running feature is one pass over the
+key-sorted rows (its kernel, named by its spec in :mod:`signals.feature_specs`), after the pass
+of the state all features share (:func:`base_state`). A pass over a few million day rows costs
+milliseconds, so one kernel per feature is about as fast as one fused loop, and a new feature is
+a new kernel here, leaving the others alone. Definitions are those of :mod:`signals.features`;
 the pandas reference in ``bench/features.py`` checks them.
 
-Both kernels are compiled on first use and cached on disk (``cache=True``), so only the first
+The kernels are compiled on first use and cached on disk (``cache=True``), so only the first
 build after an install pays the compile time (a few seconds).
 """
 from __future__ import annotations
@@ -161,159 +164,145 @@ def _write_group(a, b, w, e, src, day, ing, score, polarity,
     o_ing[w] = latest
 
 
-def running_features(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
-                     min_periods, zero_spread, half_lives):
-    """Tone, shares, trailing and exponentially weighted columns, and ``known_at`` (epoch us).
+def run_bounds(key: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``key`` values starts, and the end: run r is rows [b[r], b[r + 1])."""
+    return np.flatnonzero(np.r_[True, key[1:] != key[:-1], True]) if len(key) else np.zeros(1, np.int64)
 
-    Rows must be sorted by (key, s); every key starts with no history. Returns (tone, share_pos,
-    share_neg, abnormal_volume, tone_surprise, ew (half-lives x rows), known_at). See
-    :func:`running_state` for the kernel and the state it can carry between builds.
+
+def fresh_base(runs: int) -> np.ndarray:
+    """The base state (s_first, s_prev, seen) of "no history" for ``runs`` keys (3 x runs)."""
+    init = np.empty((3, runs), np.int64)
+    init[0] = -1
+    init[1] = -1
+    init[2] = np.iinfo(np.int64).min
+    return init
+
+
+# Every running kernel below takes rows sorted by (key, s), the bounds of each key's run of rows
+# and the state each run starts from (column r for run r), and returns its columns, the state
+# before each row and the state after each run's last row. Resuming a key at its first stored
+# row f with s >= s0 - window from the state stored before f gives, for every row with s >= s0,
+# bit for bit what a pass over the key's whole history gives: the running sums are the same
+# sequence of additions, and a trailing window's first row is a pointer that only moves forward
+# from f.
+
+@njit(cache=True)
+def base_state(bounds, s, max_ing, cutoff, init):
+    """``known_at`` (epoch us) and the state every feature shares: (s_first, s_prev, seen).
+
+    ``s_prev`` = -1 means no history (``s_first`` is then the row's own session); ``seen`` is the
+    running max of ``max_ing``. Returns (known_at, before (3 x n), after (3 x runs)).
     """
-    out = running_state(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
-                        min_periods, zero_spread, half_lives, *fresh_state(key, len(half_lives)))
-    return out[:7]
-
-
-def fresh_state(key: np.ndarray, n_half_lives: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Initial states (``init_int``, ``init_float``, ``init_ew``) of "no history" for every run of ``key``."""
-    runs = int(np.count_nonzero(key[1:] != key[:-1])) + 1 if len(key) else 0
-    init_int = np.empty((3, runs), np.int64)
-    init_int[0] = -1
-    init_int[1] = -1
-    init_int[2] = np.iinfo(np.int64).min
-    return init_int, np.zeros((4, runs)), np.zeros((2 * n_half_lives, runs))
+    n = len(s)
+    known = np.empty(n, np.int64)
+    before = np.empty((3, n), np.int64)
+    after = np.empty_like(init)
+    for r in range(len(bounds) - 1):
+        s_first, s_prev, seen = init[0, r], init[1, r], init[2, r]
+        if s_prev < 0:
+            s_first = s[bounds[r]]
+        for i in range(bounds[r], bounds[r + 1]):
+            before[0, i], before[1, i], before[2, i] = s_first, s_prev, seen
+            seen = max(seen, max_ing[i])
+            known[i] = max(seen, cutoff[i])
+            s_prev = s[i]
+        after[0, r], after[1, r], after[2, r] = s_first, s_prev, seen
+    return known, before, after
 
 
 @njit(cache=True)
-def running_state(key, s, n_docs, n_pos, n_neg, max_ing, cutoff, volume_window, surprise_window,
-                  min_periods, zero_spread, half_lives, init_int, init_float, init_ew):
-    """:func:`running_features` resumable: each run of ``key`` starts from a given state.
+def abnormal_volume(bounds, s, n_docs, s_first, window, min_periods, init):
+    """log1p(n_docs) minus its mean over sessions [s - window, s - 1] (no documents = 0).
 
-    Rows must be sorted by (key, s). A trailing sum is the key's running sum before the row
-    minus its running sum before the window's first row (both accumulated one row at a time
-    from the key's first row); each window's first row is a pointer that only moves forward.
-
-    The *state before a row* is (s_first, s_prev, seen) as int64 (``s_prev`` = -1: no history),
-    and the running sums (log1p(n_docs); count, sum, sum of squares of the defined tones) and
-    the EW numerators and denominators. Run ``r`` starts from column ``r`` of ``init_int`` (3 x
-    runs), ``init_float`` (4 x runs) and ``init_ew`` (2 half-lives x runs). Resuming a key at
-    its first stored row f with s >= s0 - max(window) from the state stored before f gives, for
-    every row with s >= s0, bit for bit what a pass over the key's whole history gives: the
-    running sums are the same sequence of additions, and the window pointers only need rows
-    from f on.
-
-    Returns (tone, share_pos, share_neg, abnormal, surprise, ew (half-lives x rows), known_at,
-    state before each row (int 3 x n, float 4 x n, ew 2H x n), state after each run's last row
-    (int 3 x runs, float 4 x runs, ew 2H x runs)).
+    State: the running sum of log1p(n_docs) before the row. Returns (abnormal, before, after).
     """
-    n = len(key)
-    nh = len(half_lives)
-    nan = np.nan
-    tone = np.empty(n)
-    share_pos = np.empty(n)
-    share_neg = np.empty(n)
     lv = np.log1p(n_docs.astype(np.float64))
-    abnormal = np.empty(n)
-    surprise = np.empty(n)
-    ew = np.empty((nh, n))  # one contiguous row per half-life: a frame column each
-    known = np.empty(n, np.int64)
-    runs = init_int.shape[1]
-    b_int = np.empty((3, n), np.int64)
-    b_float = np.empty((4, n))
-    b_ew = np.empty((2 * nh, n))
-    a_int = np.empty((3, runs), np.int64)
-    a_float = np.empty((4, runs))
-    a_ew = np.empty((2 * nh, runs))
-    num = np.zeros(nh)
-    den = np.zeros(nh)
+    out = np.empty(len(s))
+    before = np.empty((1, len(s)))
+    after = np.empty_like(init)
+    for r in range(len(bounds) - 1):
+        run = lagged = init[0, r]
+        lag = bounds[r]
+        for i in range(bounds[r], bounds[r + 1]):
+            before[0, i] = run
+            while s[lag] < s[i] - window:
+                lagged += lv[lag]
+                lag += 1
+            age = s[i] - s_first[i]
+            out[i] = lv[i] - (run - lagged) / min(window, age) if age >= min_periods else np.nan
+            run += lv[i]
+        after[0, r] = run
+    return out, before, after
+
+
+@njit(cache=True)
+def tone_surprise(bounds, s, tone, window, min_periods, zero_spread, init):
+    """(tone - mean) / std of the key's defined tones over sessions [s - window, s - 1].
+
+    State: the running count, sum and sum of squares of the defined tones before the row.
+    Returns (surprise, before (3 x n), after (3 x runs)).
+    """
+    out = np.full(len(s), np.nan)
+    before = np.empty((3, len(s)))
+    after = np.empty_like(init)
+    for r in range(len(bounds) - 1):
+        c_run = c_lag = init[0, r]
+        t_run = t_lag = init[1, r]
+        q_run = q_lag = init[2, r]
+        lag = bounds[r]
+        for i in range(bounds[r], bounds[r + 1]):
+            before[0, i], before[1, i], before[2, i] = c_run, t_run, q_run
+            while s[lag] < s[i] - window:
+                t = tone[lag]
+                if t == t:
+                    c_lag += 1.0
+                    t_lag += t
+                    q_lag += t * t
+                lag += 1
+            x = tone[i]
+            if x != x:
+                continue
+            c, t1, t2 = c_run - c_lag, t_run - t_lag, q_run - q_lag
+            if c >= min_periods:
+                std = np.sqrt(max((t2 - t1 * t1 / c) / (c - 1.0), 0.0))
+                if std > zero_spread:
+                    out[i] = (x - t1 / c) / std
+            c_run += 1.0
+            t_run += x
+            q_run += x * x
+        after[0, r], after[1, r], after[2, r] = c_run, t_run, q_run
+    return out, before, after
+
+
+@njit(cache=True)
+def ew_tone(bounds, s, tone, s_prev, half_lives, init):
+    """Mean of past and current tones weighted by 0.5 ** (sessions ago / h), per half-life h.
+
+    Applied recursively (no overflow on long histories). State: the numerators then the
+    denominators (2 half-lives). Returns (ew (half-lives x n), before (2H x n), after (2H x runs)).
+    """
+    nh = len(half_lives)
+    out = np.empty((nh, len(s)))  # one contiguous row per half-life: a frame column each
+    before = np.empty((2 * nh, len(s)))
+    after = np.empty_like(init)
     # 0.5 ** (gap / h) for the common short gaps, computed once instead of a power per row.
     decay = np.empty((nh, _DECAY_GAPS))
     for h in range(nh):
         for g in range(_DECAY_GAPS):
             decay[h, g] = 0.5 ** (g / half_lives[h])
-    lag_v = lag_t = 0
-    v_run = v_lag = c_run = c_lag = t_run = t_lag = q_run = q_lag = 0.0
-    seen = 0
-    s_first = s_prev = -1
-    r = -1
-    for i in range(n):
-        if i == 0 or key[i] != key[i - 1]:
-            if r >= 0:
-                _save(a_int, a_float, a_ew, r, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
-            r += 1
-            lag_v = lag_t = i
-            s_first, s_prev, seen = init_int[0, r], init_int[1, r], init_int[2, r]
-            if s_prev < 0:
-                s_first = s[i]
-            # Running sums through row i-1 (_run) and through the row before the window (_lag):
-            # log1p(n_docs); count, sum and sum of squares of the defined tones.
-            v_run = v_lag = init_float[0, r]
-            c_run = c_lag = init_float[1, r]
-            t_run = t_lag = init_float[2, r]
-            q_run = q_lag = init_float[3, r]
+    for r in range(len(bounds) - 1):
+        state = init[:, r].copy()  # numerators, then denominators
+        for i in range(bounds[r], bounds[r + 1]):
+            before[:, i] = state
+            x = tone[i]
+            gap = s[i] - s_prev[i] if s_prev[i] >= 0 else 0
             for h in range(nh):
-                num[h] = init_ew[h, r]
-                den[h] = init_ew[nh + h, r]
-        _save(b_int, b_float, b_ew, i, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
-        polar = n_pos[i] + n_neg[i]
-        x = (n_pos[i] - n_neg[i]) / polar if polar > 0 else nan
-        tone[i] = x
-        share_pos[i] = n_pos[i] / n_docs[i]
-        share_neg[i] = n_neg[i] / n_docs[i]
-
-        # Trailing windows: sessions [s - window, s - 1].
-        while s[lag_v] < s[i] - volume_window:
-            v_lag += lv[lag_v]
-            lag_v += 1
-        while s[lag_t] < s[i] - surprise_window:
-            t = tone[lag_t]
-            if t == t:
-                c_lag += 1.0
-                t_lag += t
-                q_lag += t * t
-            lag_t += 1
-        age = s[i] - s_first
-        abnormal[i] = lv[i] - (v_run - v_lag) / min(volume_window, age) if age >= min_periods else nan
-        c, t1, t2 = c_run - c_lag, t_run - t_lag, q_run - q_lag
-        surprise[i] = nan
-        if c >= min_periods and x == x:
-            std = np.sqrt(max((t2 - t1 * t1 / c) / (c - 1.0), 0.0))
-            if std > zero_spread:
-                surprise[i] = (x - t1 / c) / std
-
-        # Weights 0.5 ** (sessions ago / h), applied recursively: no overflow on long histories.
-        gap = s[i] - s_prev if s_prev >= 0 else 0
-        for h in range(nh):
-            d = decay[h, gap] if gap < _DECAY_GAPS else 0.5 ** (gap / half_lives[h])
-            num[h] *= d
-            den[h] *= d
-            if x == x:
-                num[h] += x
-                den[h] += 1.0
-            ew[h, i] = num[h] / den[h] if den[h] > 0 else nan
-
-        seen = max(seen, max_ing[i])
-        known[i] = max(seen, cutoff[i])
-        v_run += lv[i]
-        if x == x:
-            c_run += 1.0
-            t_run += x
-            q_run += x * x
-        s_prev = s[i]
-    if r >= 0:
-        _save(a_int, a_float, a_ew, r, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh)
-    return (tone, share_pos, share_neg, abnormal, surprise, ew, known, b_int, b_float, b_ew, a_int, a_float, a_ew)
-
-
-@njit(cache=True, inline="always")
-def _save(o_int, o_float, o_ew, j, s_first, s_prev, seen, v_run, c_run, t_run, q_run, num, den, nh):
-    o_int[0, j] = s_first
-    o_int[1, j] = s_prev
-    o_int[2, j] = seen
-    o_float[0, j] = v_run
-    o_float[1, j] = c_run
-    o_float[2, j] = t_run
-    o_float[3, j] = q_run
-    for h in range(nh):
-        o_ew[h, j] = num[h]
-        o_ew[nh + h, j] = den[h]
+                d = decay[h, gap] if gap < _DECAY_GAPS else 0.5 ** (gap / half_lives[h])
+                state[h] *= d
+                state[nh + h] *= d
+                if x == x:
+                    state[h] += x
+                    state[nh + h] += 1.0
+                out[h, i] = state[h] / state[nh + h] if state[nh + h] > 0 else np.nan
+        after[:, r] = state
+    return out, before, after

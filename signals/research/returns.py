@@ -23,7 +23,7 @@ def _closes(calendar: str) -> pd.Series:
     return closes.dt.tz_localize("UTC") if closes.dt.tz is None else closes.dt.tz_convert("UTC")
 
 
-def session_closes(grid: pd.DatetimeIndex, calendar: str = "XNYS") -> pd.DatetimeIndex:
+def session_closes(grid: pd.DatetimeIndex, calendar: str = DEFAULT_RESEARCH.sessions.calendar) -> pd.DatetimeIndex:
     """Actual close instant (UTC) of each session, early closes included."""
     closes = _closes(calendar).reindex(pd.DatetimeIndex(grid))
     if closes.isna().any():
