@@ -227,7 +227,7 @@ class Features:
         docs_dir, scores_dir = run.root / Documents.name, run.root / Scores.name
         with FeatureStore(folder / FEATURES_DB, run.cfg.signals) as store:
             for item in run.cfg.documents.inputs:
-                # Each run input is its own feed: ids may repeat across inputs (signals/store.py).
+                # Each run input is its own feed: ids may repeat across inputs (signals/store/).
                 self._add(run, store, item.name, pd.read_parquet(docs_dir / f"{item.name}.parquet"),
                           scores_dir / item.name)
             store.build()

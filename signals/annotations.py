@@ -170,18 +170,6 @@ def summary(annotations: pd.DataFrame) -> dict:
     return {"documents": len(docs), "stale_share": round(float(annotations["stale"].mean()), 4) if len(annotations) else None,
             "event_types": docs["event_type"].value_counts().to_dict(),
             "mean_relevance": round(float(np.nanmean(annotations["relevance"])), 4) if len(annotations) else None}
-
-
-def __getattr__(name: str):
-    # LATEST lives with the store's reader; altsignal/daily.py imports it from here until it reads
-    # through the store's methods. A lazy import: this module stays free of DuckDB.
-    if name == "LATEST":
-        from signals.store.reader import LATEST
-
-        return LATEST
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def build_text_store(db, text_db, cfg: AnnotationConfig = AnnotationConfig(), signals=None,
                      documents: pd.DataFrame | None = None) -> dict:
     """Annotate every document of the store ``db`` (their last versions), write

@@ -90,3 +90,10 @@ def test_window_bounds_are_checked(store):
         store.documents(after=T, since=T)
     with pytest.raises(StoreError, match="timezone-aware"):
         store.scores(until=pd.Timestamp("2016-03-01"))
+
+
+def test_date_span_is_the_first_and_last_feature_date(store, tmp_path):
+    dates = _sql(store, "SELECT date FROM daily_features")["date"]
+    assert store.date_span() == (pd.Timestamp(dates.min()), pd.Timestamp(dates.max()))
+    with FeatureStore(tmp_path / "empty.duckdb") as empty:
+        assert empty.date_span() == (None, None)

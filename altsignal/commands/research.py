@@ -55,9 +55,9 @@ def _prices(provider, source: str, market: Optional[Path], start, end, pad_befor
     from nlp.contracts import MARKET_ENTITY
     from signals.research.prices import load_prices
 
-    days = provider.store.con.execute("SELECT min(date), max(date) FROM daily_features").fetchone()
-    lo = pd.Timestamp(start) if start else pd.Timestamp(days[0])
-    hi = pd.Timestamp(end) if end else pd.Timestamp(days[1])
+    first, last = provider.store.date_span()
+    lo = pd.Timestamp(start) if start else first
+    hi = pd.Timestamp(end) if end else last
     tickers = [e for e in provider.store.entities() if e != MARKET_ENTITY]
     return load_prices(source, tickers, lo - pd.Timedelta(days=pad_before), hi + pd.Timedelta(days=pad_after), market, cfg)
 

@@ -100,6 +100,12 @@ class StoreReader(StoreBase):
         return [r[0] for r in self.con.execute("SELECT DISTINCT source FROM daily_features ORDER BY 1").fetchall()]
 
     @_file_errors
+    def date_span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """The first and last session dates with feature rows ((None, None) before the first build)."""
+        lo, hi = self.con.execute("SELECT min(date), max(date) FROM daily_features").fetchone()
+        return (None if lo is None else pd.Timestamp(lo)), (None if hi is None else pd.Timestamp(hi))
+
+    @_file_errors
     def daily(self, start=None, end=None, entities=None, sources=None, features=None, as_of=None,
               carry_events: bool = True) -> pd.DataFrame:
         """Daily feature rows as known at ``as_of`` (default: the latest build), long format.
