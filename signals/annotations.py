@@ -41,8 +41,9 @@ import logging
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from core.config_files import Strict
 from nlp.contracts import MARKET_ENTITY
 from signals.novelty import DEFAULT_WINDOW_SESSIONS, STALE_THRESHOLD
 
@@ -51,10 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EVENT_TYPES = ("earnings", "guidance", "analyst_up", "analyst_down", "mna", "legal", "management")
 
 
-class AnnotationConfig(BaseModel):
+class AnnotationConfig(Strict):
     """Settings of the text feature group (``[annotations]`` of a run config)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
     window_sessions: int = Field(DEFAULT_WINDOW_SESSIONS, ge=1)  # trailing sessions a document is compared with

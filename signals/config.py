@@ -14,12 +14,12 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from core.config_files import Strict
 
 
-class SessionConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class SessionConfig(Strict):
     calendar: str = "XNYS"
     cutoff: str = "16:00"  # a document counts for session D only if published strictly before D's cutoff
     tz: str = "America/New_York"
@@ -31,9 +31,7 @@ class SessionConfig(BaseModel):
         return v
 
 
-class FeatureConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class FeatureConfig(Strict):
     half_lives: tuple[int, ...] = (5, 21, 63)  # sessions, for the EW tone columns
     volume_window: int = Field(63, ge=2)  # trailing sessions for abnormal volume
     surprise_window: int = Field(63, ge=2)  # trailing sessions for the tone surprise
@@ -44,9 +42,7 @@ class FeatureConfig(BaseModel):
     all_sources_key: str = "all"
 
 
-class MarketConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class MarketConfig(Strict):
     trailing_months: tuple[int, ...] = (1, 3, 12)
     vol_windows: tuple[int, ...] = (21, 63)  # sessions, realized volatility from daily returns
     fredmd_lag_months: int = Field(1, ge=1)  # a month-M value is known from the end of month M+lag
@@ -54,9 +50,7 @@ class MarketConfig(BaseModel):
     vix_close_time: str = "16:15"  # VIX settles 15 minutes after the equity close
 
 
-class SignalsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class SignalsConfig(Strict):
     sessions: SessionConfig = SessionConfig()
     features: FeatureConfig = FeatureConfig()
     market: MarketConfig = MarketConfig()

@@ -32,16 +32,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from core.config_files import Strict
 from core.errors import UsageError
+from core.plots import subplots
 
 STATUSES = ("ok", "info", "warn", "breach")
 
 
-class HealthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HealthConfig(Strict):
     window: int = Field(60, ge=5)  # trailing sessions that define "normal"
     drift_sessions: int = Field(5, ge=1)  # recent sessions compared against the window
     volume_low: float = Field(0.3, ge=0)
@@ -169,11 +169,6 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     per source per session over the window; recent vs reference score distributions)."""
     import html
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from core.atomic import atomic_path, atomic_write_text
 
     cfg = config or HealthConfig()
@@ -181,7 +176,7 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     out.mkdir(parents=True, exist_ok=True)
     window = sessions[-cfg.window:]
     known = scores[scores["session"].isin(window)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (left, right) = subplots(1, 2, figsize=(11, 3.6))
     counts = known.drop_duplicates(["source", "doc_id"]).groupby(["session", "source"]).size().unstack(fill_value=0)
     if counts.empty:  # no document in the window (an as_of long after the data): pandas cannot plot nothing
         _no_data(left)
@@ -201,7 +196,6 @@ def write_report(table: pd.DataFrame, scores: pd.DataFrame, sessions: pd.Datetim
     fig.tight_layout()
     with atomic_path(out / "health.png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     order = table.assign(rank=table["status"].map(STATUSES.index)).sort_values("rank", ascending=False, kind="stable")
     lines = [f"# Health of session {table['session'].iloc[0].date()}: {worst_status(table)}", "",
              "| check | subject | value | threshold | status | detail |", "|---|---|---|---|---|---|"]
