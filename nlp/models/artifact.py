@@ -131,28 +131,6 @@ def read_meta(path: str | Path) -> ModelMeta:
     return ModelMeta(**json.loads(meta_path.read_text()))
 
 
-def route_for_source(path: str | Path, source: str | None) -> Path:
-    """The artifact folder to use for documents of ``source``.
-
-    An artifact may carry a routing table ``extra["routing"] = {source: subfolder}`` (relative
-    to its own folder) when separate models per source scored better on validation; sources
-    not in the table, and ``source=None``, use the artifact itself. A route must stay inside the
-    artifact's folder (no absolute path, no ``..`` or symlink out): a downloaded model must not
-    make the scorer load weights from elsewhere on the machine.
-    """
-    path = Path(path)
-    sub = read_meta(path).extra.get("routing", {}).get(source) if source else None
-    if not sub:
-        return path
-    target = (path / sub).resolve()
-    if not target.is_relative_to(path.resolve()):
-        raise UsageError(f"{path}: routing for source {source!r} points to {sub!r}, outside the model folder",
-                         hint="routes in extra.routing must be subfolders of the model folder")
-    if not (target / META_FILE).exists():
-        raise MissingFileError(f"{path}: routing for source {source!r} points to {target}, which is not an artifact")
-    return target
-
-
 def load_classifier(path: str | Path, merge_lora: bool = True) -> SentimentModel:
     """Load an artifact folder, fully offline when its base is local or packaged.
 

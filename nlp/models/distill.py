@@ -115,8 +115,23 @@ def joined_period(unlabeled: pd.DataFrame | None, teachers: list[str | Path]) ->
     return [min(a for a, _ in ends).isoformat(), max(b for _, b in ends).isoformat()]
 
 
+class Teacher:
+    """A fine-tuned teacher as an ``nlp.protocol.TextScorer``: calibrated probabilities in bf16
+    autocast over length-sorted batches (the training loop's inference, not the scoring engine's
+    fixed shapes: soft targets need no batch invariance, and their cache predates the engine)."""
+
+    def __init__(self, path: str | Path, max_length: int) -> None:
+        self.sm = load_classifier(path)
+        self.name, self.labels, self.max_length = self.sm.meta.model_id, list(self.sm.meta.labels), max_length
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        data = TokenizedSet.build(self.sm.tokenizer, texts, np.zeros(len(texts)), self.max_length)
+        logits = predict_logits(self.sm.model, self.sm.tokenizer, data, batch_size=128, bf16=True)
+        return torch.softmax(logits / self.sm.meta.temperature, dim=-1).double().numpy()
+
+
 def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int, progress: bool = True) -> np.ndarray:
-    """Mean calibrated class probabilities of the teachers (bf16 autocast, length-sorted batches).
+    """Mean calibrated class probabilities of the teachers (:class:`Teacher`).
 
     Cached in ``$ALTSIGNAL_CACHE/distill/`` under a hash of the teachers' contents, the texts and
     ``max_length``: students that differ only in training knobs share one labeling pass.
@@ -131,10 +146,7 @@ def teacher_probs(teachers: list[str | Path], texts: list[str], max_length: int,
         return np.load(cached, allow_pickle=False)
     total = np.zeros((len(texts), 3), dtype=np.float64)
     for path in Progress(teachers, desc="teachers", enabled=progress):
-        sm = load_classifier(path)
-        data = TokenizedSet.build(sm.tokenizer, texts, np.zeros(len(texts)), max_length)
-        logits = predict_logits(sm.model, sm.tokenizer, data, batch_size=128, bf16=True)
-        total += torch.softmax(logits / sm.meta.temperature, dim=-1).double().numpy()
+        total += Teacher(path, max_length).predict_proba(texts)
     probs = (total / len(teachers)).astype(np.float32)
     with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
         np.save(fh, probs, allow_pickle=False)

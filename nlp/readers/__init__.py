@@ -8,5 +8,7 @@
   their original formats.
 - :mod:`nlp.readers.labeled_table`: any labeled CSV / JSONL / Parquet with a label map.
 - :mod:`nlp.readers.hub`: Hugging Face hub datasets through ``datasets.load_dataset``.
-- :mod:`nlp.readers.labeled_sets`: one name -> one labeled split (``fpb:50agree:test``...).
+
+Names of labeled sets (``fpb:50agree:test``...) resolve in :mod:`nlp.labeled_sets`, above the
+canonical splits (:mod:`nlp.splits`) these readers feed.
 """

@@ -22,17 +22,10 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-
-class Backend(Protocol):
-    name: str
-
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
 
 
 @lru_cache(maxsize=1)

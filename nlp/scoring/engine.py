@@ -6,7 +6,7 @@ and cut into length buckets so padding stays small, then run under ``torch.infer
 the numeric path chosen by :mod:`nlp.scoring.numeric` (bf16 on AMX CPUs, static int8 through
 ONNX Runtime, fp32 otherwise; fp16 on a GPU).
 
-This is the internal engine behind :class:`nlp.scorer.Scorer`, the public one-call API.
+This is the internal engine behind :class:`nlp.scorer.Scorer`, the transformer scorer.
 Constructing it changes no process-wide state unless asked: torch's global intra-op thread count
 is set only when ``config.threads`` is given.
 
@@ -21,26 +21,16 @@ import logging
 import os
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.threads import set_threads
+from nlp.protocol import Scored
 from nlp.scoring.config import EngineConfig
 from nlp.scoring.numeric import CALIBRATION_ROWS, DEFAULT_CALIBRATION_SET, labeled_texts, read_check, resolve_numeric
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Scored:
-    """Per input text: probabilities (columns in the model's label order), token count, truncation."""
-
-    probs: np.ndarray  # (n, n_labels) float32
-    n_tokens: np.ndarray  # (n,) int32, after truncation, special tokens included
-    truncated: np.ndarray  # (n,) bool
-    deduplicated: int = 0  # texts answered from the dedup cache instead of the model
 
 
 def normalize_text(text: str) -> str:
@@ -62,11 +52,8 @@ def default_threads() -> int:
 class ScoringEngine:
     """Load a model artifact once; ``score(texts)`` as many times as needed."""
 
-    def __init__(self, model_path: str | Path, config: EngineConfig | None = None, numeric: str | None = None,
-                 model_hash: str | None = None) -> None:
-        """``numeric`` overrides ``config.numeric`` with an already resolved path (used by workers).
-
-        ``auto`` takes the path the recorded numeric check chose, or fp32 when the model has no
+    def __init__(self, model_path: str | Path, config: EngineConfig | None = None, model_hash: str | None = None) -> None:
+        """``auto`` takes the path the recorded numeric check chose, or fp32 when the model has no
         record: the check itself never runs here (``Scorer.check_numeric`` runs it).
         """
         from core.hashing import artifact_hash
@@ -88,7 +75,7 @@ class ScoringEngine:
         self.n_computed = 0  # texts that went through the model (the rest came from the dedup cache)
         self.real_tokens = 0  # tokens of the texts computed
         self.padded_tokens = 0  # tokens the model processed (fixed shapes: padding + filler rows)
-        requested = numeric or self.config.numeric
+        requested = self.config.numeric
         record = read_check(self.model_hash, self.config.batch_tokens) if requested == "auto" else None
         self.use(resolve_numeric(requested, self.config.device, record))
         log.info("engine: model %s (%s), numeric=%s, threads=%d, batch_tokens=%d", self.model_id, self.model_hash,

@@ -70,9 +70,10 @@ class JobSpec:
     inputs: list[str]
     source: str  # news | social | transcript (resolved; see score_cli for "auto")
     mapping: object  # nlp.readers.documents.ColumnMapping
-    model_path: Path
+    model_path: Path | None  # the model a scorer loads (transformers); None for model-free scorers
     out: Path
     config: JobConfig = field(default_factory=JobConfig)
+    scorer: str = "transformer"  # a name in nlp.registry.scorers
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _existing_manifest(path: Path) -> dict | None:
     return manifest
 
 
-def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str,
+def fingerprint(spec: JobSpec, files: list[Path], scorer_identity: dict,
                 embed_hash: str | None = None) -> tuple[str, dict]:
     # The embed settings are part of the identity only when embedding is on (with the embedding
     # model's content hash): fingerprints of jobs without --embed are unchanged by their existence.
@@ -132,8 +133,7 @@ def fingerprint(spec: JobSpec, files: list[Path], model_hash: str, numeric: str,
         "source": spec.source,
         "mapping": spec.mapping.model_dump(mode="json"),
         "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache", *no_embed}),
-        "numeric": numeric,
-        "model_hash": model_hash,
+        **scorer_identity,  # a transformer's numeric path and model_hash
         "inputs": [_file_identity(f) for f in files],
     }
     ident["config"]["engine"].pop("threads", None)  # threads do not change results
@@ -207,9 +207,10 @@ def estimate_rows(files: list[Path]) -> int:
 
 
 class ChunkScorer:
-    """Score one chunk of Documents: text checks, entities, units, model, rows."""
+    """Score one chunk of Documents: text checks, entities, units, scorer, rows."""
 
     def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str], embedder=None) -> None:
+        """``scorer``: texts -> ``nlp.protocol.Scored`` (the scorer's own, or through Ray or the cache)."""
         self.spec, self.scorer, self.model_id, self.labels = spec, scorer, model_id, labels
         self.embedder = embedder  # nlp.embeddings.Embedder when the job embeds documents
         self.last_embeddings: pa.Table | None = None  # the last call's embedding rows (embedder set)
@@ -241,7 +242,7 @@ class ChunkScorer:
         scored = self.scorer(units["text"].tolist())
         if self.embedder is not None:  # the same unit texts the model scored
             self.last_embeddings = self.embedder.documents(units, docs)
-        table = score_rows(units, docs, scored.probs, scored.n_tokens, self.labels, self.model_id)
+        table = score_rows(units, docs, scored, self.labels, self.model_id)
         aggregates = document_aggregates(table) if self.spec.source == "transcript" else None
         stats = {"docs_scored": len(doc_ids_with_units),
                  "units_scored": len(units), "truncated": int(scored.truncated.sum()), "html_stripped": html,
@@ -252,7 +253,7 @@ class ChunkScorer:
 def run_job(spec: JobSpec, progress: bool = True) -> dict:
     """Run (or resume) a job; returns the final manifest with counts."""
     from nlp.readers.records import expand_paths
-    from nlp.scorer import Scorer
+    from nlp.registry import scorers
 
     cfg = spec.config
     out = Path(spec.out)
@@ -261,16 +262,16 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     _existing_manifest(out / "manifest.json")  # another folder's file fails before the model loads
     # check=True: `auto` must not depend on whether a check record happened to be cached (the
     # numeric path is part of the job fingerprint that guards resumes).
-    engine = Scorer.load(spec.model_path, config=cfg.engine, check=True).engine
+    scorer = scorers.get(spec.scorer).load(spec.model_path, config=cfg.engine, check=True)
     embedder = None
     if cfg.embed:
         from nlp.embeddings import Embedder
 
         embedder = Embedder(cfg.embed_model, threads=cfg.engine.threads)
-    fp, ident = fingerprint(spec, files, engine.model_hash, engine.numeric,
+    fp, ident = fingerprint(spec, files, scorer.identity,
                             embed_hash=embedder.model_hash if embedder is not None else None)
     with _exclusive(out), _disk_full(out):
-        return _score_files(spec, files, fp, ident, engine, embedder, progress)
+        return _score_files(spec, files, fp, ident, scorer, embedder, progress)
 
 
 @contextmanager
@@ -318,10 +319,10 @@ def _disk_full(out: Path) -> Iterator[None]:
                               "from its finished chunks") from exc
 
 
-def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine, embedder, progress: bool) -> dict:
+def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer, embedder, progress: bool) -> dict:
     """The job's work, under its folder lock: open or check the manifest, score, complete it."""
     from nlp.readers.documents import iter_documents
-    from nlp.scoring.runner import make_scorer
+    from nlp.scoring.runner import make_runner
 
     cfg = spec.config
     out = Path(spec.out)
@@ -335,7 +336,7 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine,
             )
         log.info("resuming job %s in %s", fp, out)
     else:
-        manifest = {"fingerprint": fp, "job": ident, "model_id": engine.model_id, "model_path": str(spec.model_path),
+        manifest = {"fingerprint": fp, "job": ident, "model_id": scorer.name, "model_path": str(spec.model_path),
                     "created_at": datetime.now(timezone.utc).isoformat(), "status": "running",
                     "ingested_at": pd.Timestamp.now(tz="UTC").isoformat()}
         out.mkdir(parents=True, exist_ok=True)
@@ -343,14 +344,14 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine,
     ingested_at = pd.Timestamp(manifest["ingested_at"])
     parts_log = out / "parts.jsonl"
     done = _read_parts(parts_log)
-    scorer = make_scorer(engine, cfg)
+    run = make_runner(scorer, cfg)
     cache = None
-    if cfg.use_cache:
-        from nlp.scoring.score_cache import ScoreCache, default_root, engine_fingerprint
+    if cfg.use_cache and scorer.cache_key is not None:
+        from nlp.scoring.score_cache import ScoreCache, default_root
 
-        cache = ScoreCache(default_root(), engine_fingerprint(engine), len(engine.labels))
-        scorer = cache.wrap(scorer)
-    chunk_scorer = ChunkScorer(spec, scorer, engine.model_id, engine.labels, embedder)
+        cache = ScoreCache(default_root(), scorer.cache_key, len(scorer.labels))
+        run = cache.wrap(run, scorer.normalize)
+    chunk_scorer = ChunkScorer(spec, run, scorer.name, scorer.labels, embedder)
     counts = Counts()
     rejects_parts: list[Path] = []
     file_rejects = Rejects()  # rows rejected after a file's last chunk
@@ -421,7 +422,8 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine,
         from nlp.scoring.score_cache import COMPACT_AT
 
         compacted = cache.compact(min_parts=COMPACT_AT)
-    manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(), numeric=engine.numeric,
+    manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(),
+                    numeric=scorer.identity.get("numeric"),  # a transformer's path; model-free scorers have none
                     counts=counts.__dict__, score_cache=None if cache is None else
                     {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses,
                      "parts_compacted": compacted},
@@ -429,7 +431,7 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, engine,
                     unreadable_files=[{"path": r.source, "reason": r.reason} for r in unreadable.items])
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
     if counts.truncated:
-        log.warning("%d units were longer than %d tokens and were truncated", counts.truncated, engine.max_tokens)
+        log.warning("%d units were longer than %s's token limit and were truncated", counts.truncated, scorer.name)
     return manifest
 
 

@@ -57,7 +57,7 @@ def labeled_texts(name: str, cap: int):
     try:
         import pandas as pd
 
-        from nlp.readers.labeled_sets import load_labeled_set
+        from nlp.labeled_sets import load_labeled_set
 
         df = pd.concat([load_labeled_set(n) for n in name.split("+")], ignore_index=True)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as exc:

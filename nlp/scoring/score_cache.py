@@ -1,7 +1,7 @@
 """The cross-job score cache: a text scored once is never scored again, by any later job.
 
-Key: the engine's *output fingerprint* and the sha256 of the normalized text
-(:func:`nlp.scoring.engine.normalize_text`, the form the engine scores). The output fingerprint
+Key: the scorer's *output fingerprint* (``cache_key`` of :mod:`nlp.protocol`; scorers without
+one are not cached) and the sha256 of the normalized text (``scorer.normalize``, the form it scores). The output fingerprint
 covers everything a probability depends on: the model's content hash, the numeric path, the
 device, and the shape settings (``bucket_tokens``, ``batch_tokens``, the truncation length).
 Because the engine runs every text in a shape fixed by its own length (``EngineConfig``), a
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nlp.scoring.engine import Scored, normalize_text
+from nlp.protocol import Scored
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,6 @@ def output_fingerprint(model_hash: str, numeric: str, device: str, bucket_tokens
     ident = {"model_hash": model_hash, "numeric": numeric, "device": device, "bucket_tokens": bucket_tokens,
              "batch_tokens": batch_tokens, "max_tokens": max_tokens}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def engine_fingerprint(engine) -> str:
-    """:func:`output_fingerprint` of a :class:`~nlp.scoring.engine.ScoringEngine`."""
-    cfg = engine.config
-    return output_fingerprint(engine.model_hash, engine.numeric, cfg.device, cfg.bucket_tokens, cfg.batch_tokens,
-                              engine.max_tokens)
 
 
 def text_key(normalized: str) -> str:
@@ -147,11 +140,12 @@ class ScoreCache:
         log.info("score cache %s: %d parts merged into one (%d texts)", self.folder, len(old), merged.num_rows)
         return len(old)
 
-    def wrap(self, score):
-        """A scorer ``texts -> Scored`` that asks ``score`` only for texts this cache lacks."""
+    def wrap(self, score, normalize):
+        """A scorer ``texts -> Scored`` that asks ``score`` only for texts this cache lacks;
+        ``normalize``: the scorer's (texts of one normalized form share a row)."""
 
         def cached(texts: list[str]) -> Scored:
-            keys = [text_key(normalize_text(t)) for t in texts]
+            keys = [text_key(normalize(t)) for t in texts]
             rows = self.lookup(keys)
             todo = list(dict.fromkeys(k for k in keys if k not in rows))
             self.hits += len(set(keys)) - len(todo)

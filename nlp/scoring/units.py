@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nlp.contracts import SCORE_SCHEMA
+from nlp.protocol import Scored, score_frame
 from nlp.transcripts import PREPARED, QA, segment_transcript
 
 AGGREGATE_SCHEMA = pa.schema(
@@ -61,26 +62,11 @@ def to_units(doc_ids: list[str], texts: list[str], source: str) -> pd.DataFrame:
     return transcript_units(doc_ids, texts) if source == "transcript" else whole_units(doc_ids, texts)
 
 
-def score_rows(units: pd.DataFrame, docs: pd.DataFrame, probs: np.ndarray, n_tokens: np.ndarray,
-               labels: list[str], model_id: str) -> pa.Table:
+def score_rows(units: pd.DataFrame, docs: pd.DataFrame, scored: Scored, labels: list[str], model_id: str) -> pa.Table:
     """Score rows (SCORE_SCHEMA) for scored units; ``docs`` indexed by doc_id gives the metadata."""
-    p = {name: probs[:, labels.index(name)] for name in ("negative", "neutral", "positive")}
     meta = docs.set_index("doc_id").loc[units["doc_id"], ["source", "published_at", "ingested_at", "entities"]]
-    df = pd.DataFrame({
-        "doc_id": units["doc_id"].to_numpy(),
-        "unit": units["unit"].to_numpy(dtype=np.int32),
-        "model_id": model_id,
-        "p_neg": p["negative"], "p_neu": p["neutral"], "p_pos": p["positive"],
-        "score": p["positive"] - p["negative"],
-        "n_tokens": n_tokens.astype(np.int32),
-        "source": meta["source"].to_numpy(),
-        "published_at": meta["published_at"].to_numpy(),
-        "ingested_at": meta["ingested_at"].to_numpy(),
-        "entities": [list(e) for e in meta["entities"]],
-        "section": units["section"].to_numpy(),
-        "speaker_role": units["speaker_role"].to_numpy(),
-    })
-    return pa.Table.from_pandas(df, schema=SCORE_SCHEMA, preserve_index=False)
+    return pa.Table.from_pandas(score_frame(units, meta, scored, labels, model_id), schema=SCORE_SCHEMA,
+                                preserve_index=False)
 
 
 def _mean_where(score: pd.Series, mask: pd.Series, key: pd.Series) -> tuple[pd.Series, pd.Series]:

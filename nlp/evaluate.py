@@ -68,7 +68,7 @@ def load_eval_set(
     rejects: Rejects | None = None,
 ) -> pd.DataFrame:
     """A named labeled set (``fpb:50agree:test``, ``tfns:valid``...) or a CSV/JSONL/Parquet file."""
-    from nlp.readers.labeled_sets import load_labeled_set
+    from nlp.labeled_sets import load_labeled_set
 
     rejects = rejects if rejects is not None else Rejects()
     before = len(rejects)
