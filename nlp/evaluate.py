@@ -149,12 +149,9 @@ def score_predictions(y_true: np.ndarray, proba: np.ndarray, n_boot: int = 1000,
 
 def reliability_png(set_name: str, results: dict[str, dict], path: Path) -> Path:
     """One reliability diagram per set: accuracy vs confidence, one line per predictor."""
-    import matplotlib
+    from core.plots import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     for name, res in results.items():
         rel = res["reliability"]
@@ -166,7 +163,6 @@ def reliability_png(set_name: str, results: dict[str, dict], path: Path) -> Path
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     tmp.replace(path)
     return path
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from core.config_files import Strict
 from nlp.models import PACKAGED_MINILM
 
 
-class FinetuneConfig(BaseModel):
+class FinetuneConfig(Strict):
     """Everything that decides a fine-tuning run; stored verbatim in the artifact's metadata.
 
     Defaults are the recipe of the shipped default model (see nlp/default_model/MODEL_CARD.md).

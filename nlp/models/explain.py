@@ -86,14 +86,11 @@ def explain(sm, text: str, target: str | None = None, n_steps: int = 50) -> Expl
 
 def attribution_png(ex: Explanation, path: str | Path) -> Path:
     """Horizontal bar chart of word attributions (green pushes toward the explained class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from core.plots import subplots
 
     path = Path(path)
     n = len(ex.words)
-    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.28 * n + 1)))
+    fig, ax = subplots(figsize=(6, max(2.0, 0.28 * n + 1)))
     colors = ["#2a9d55" if a >= 0 else "#c0392b" for a in ex.attributions]
     ax.barh(range(n), ex.attributions, color=colors)
     ax.set_yticks(range(n), ex.words, fontsize=8)
@@ -105,7 +102,6 @@ def attribution_png(ex: Explanation, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     tmp.replace(path)
     return path
 

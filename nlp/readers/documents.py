@@ -36,6 +36,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from core.atomic import atomic_path
+from core.config_files import Strict
 from core.errors import UnknownNameError
 from core.paths import SAMPLE_DIR, dataset_path
 from core.rejects import Rejects
@@ -49,10 +50,8 @@ log = logging.getLogger(__name__)
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[.-][A-Za-z]{1,2})?)\b")
 
 
-class ColumnMapping(BaseModel):
+class ColumnMapping(Strict):
     """Which source columns make up a Document, and how to read its time stamps."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     doc_id: str | tuple[str, ...]  # several columns are joined with ':'
     text: str

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from core.config_files import Strict
 from nlp.models import PACKAGED_MINILM
 
 Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16", "compile"]
@@ -17,7 +18,7 @@ Numeric = Literal["auto", "fp32", "bf16", "int8", "fp16", "compile"]
 REFERENCE_NUMERIC: Numeric = "fp32"
 
 
-class EngineConfig(BaseModel):
+class EngineConfig(Strict):
     """How texts become probabilities.
 
     ``bucket_tokens`` and ``batch_tokens`` fix the shapes the model ever sees: a text of n tokens
@@ -32,8 +33,6 @@ class EngineConfig(BaseModel):
     boundaries, exactly, not approximately.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     numeric: Numeric = "auto"  # auto: fastest path that passed the accuracy check
     device: str = "cpu"  # "cuda" runs fp16 (half precision) with the same code
     batch_tokens: int = Field(4096, ge=64, le=65536)  # padded tokens per model call (rows(L) above)
@@ -43,10 +42,8 @@ class EngineConfig(BaseModel):
     cache_entries: int = Field(500_000, ge=0)  # job-wide dedup cache (normalized-text hash -> probs)
 
 
-class JobConfig(BaseModel):
+class JobConfig(Strict):
     """A batch scoring job on top of an engine."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     engine: EngineConfig = EngineConfig()
     engine_kind: Literal["local", "ray"] = "local"
