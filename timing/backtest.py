@@ -179,7 +179,14 @@ def _ablation(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...], 
 
 
 def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) -> BacktestResult:
+    """The walk-forward study of the config; with a ``[targets]`` section, the many-task one
+    (``timing.zoo_backtest``: the targets come from a return file, ``panel`` gives the shared predictors)."""
     import torch
+
+    if cfg.targets is not None:
+        from timing.zoo_backtest import run_zoo_backtest
+
+        return run_zoo_backtest(cfg, panel, progress)
 
     started = time.perf_counter()
     torch.set_num_threads(cfg.walkforward.threads)

@@ -210,6 +210,10 @@ def _guard_lines(guard: dict) -> list[str]:
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
+    if json.loads((run_dir / "summary.json").read_text()).get("study") == "zoo":
+        from timing.zoo_report import write_zoo_report
+
+        return write_zoo_report(run_dir, out)
     out = Path(out) if out else run_dir / "report.md"
     img = out.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
