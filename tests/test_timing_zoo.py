@@ -225,6 +225,7 @@ level = "none"
 """
 
 
+@pytest.mark.slow
 def test_user_four_asset_csv_end_to_end(tmp_path):
     _asset_csv(tmp_path / "assets.csv")
     cfg = tmp_path / "assets.toml"
@@ -249,6 +250,7 @@ def test_user_four_asset_csv_end_to_end(tmp_path):
     assert "single-task twins" in text and "Clark-West" in text
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_ci_sized_zoo_runs_from_the_shared_data(shared_datasets, tmp_path):
     """Two themes of the JKP zoo, Goyal-Welch and FRED-MD, through the same command as zoo.toml."""
@@ -264,3 +266,30 @@ def test_ci_sized_zoo_runs_from_the_shared_data(shared_datasets, tmp_path):
     assert {"network", "single_task_net", "ridge", "pooled_ridge", "factor_momentum", "pc_timing", "combination",
             "combination_dmspe"} <= set(fm.model)
     assert np.isfinite(fm.oos_r2).all()
+
+
+def test_fold_inputs_of_earlier_folds_ignore_later_returns():
+    """The walk-forward slices before fitting: garbage after a fold's test rows changes none of its inputs."""
+    from timing.config import WalkForwardConfig
+    from timing.walkforward import make_folds
+    from timing.zoo_backtest import fold_inputs
+    from timing.zoo_config import ZooConfig
+    from timing.zoo_data import build_zoo_panel
+
+    rng = np.random.default_rng(5)
+    dates = pd.date_range("1970-01-31", periods=240, freq="ME")
+    returns = pd.DataFrame(rng.normal(0.005, 0.03, (240, 3)), index=dates, columns=list("abc"))
+    panel = pd.DataFrame({"macro.x": rng.standard_normal(240)}, index=dates)
+    groups = pd.Series(["g", "g", "h"], index=list("abc"))
+    zp = build_zoo_panel(returns, groups, panel, ZooConfig())
+    later = returns.copy()
+    later.iloc[180:] = 3.0
+    zp2 = build_zoo_panel(later, groups, panel, ZooConfig())
+    folds = make_folds(zp.dates, WalkForwardConfig(min_train=120), 1, 1)
+    early = [f for f in folds if f.test_rows[1] <= 180]
+    assert len(early) >= 3
+    for f in early:
+        a, b = fold_inputs(zp, f), fold_inputs(zp2, f)
+        for field in ("shared_tr", "own_tr", "tsfm_tr", "y_tr", "shared_te", "own_te", "tsfm_te"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(fold_inputs(zp, folds[-1]).y_tr, fold_inputs(zp2, folds[-1]).y_tr)

@@ -54,7 +54,7 @@ def twins_table(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame, part: s
         d = fm[(fm.part == part) & (fm.model == model)]
         s = pm[(pm.part == part) & (pm.strategy == model)].set_index("basis").sharpe
         rows.append({"model": model, "mean OOS R^2": d.oos_r2.mean(), "share CW": ((d.oos_r2 > 0) & (d.cw_p < 0.10)).mean(),
-                     "net Sharpe": s.get("net"), "gross Sharpe": s.get("gross")})
+                     "net Sharpe": f"{s.get('net', float('nan')):.3f}", "gross Sharpe": f"{s.get('gross', float('nan')):.3f}"})
     t = tests[(tests.part == part) & (tests.strategy == "network") & (tests.versus == "single-task twins")].set_index("basis")
     rows.append({"model": "difference (p, block bootstrap)",
                  "mean OOS R^2": rows[0]["mean OOS R^2"] - rows[1]["mean OOS R^2"],
@@ -118,6 +118,7 @@ def write_zoo_report(run_dir: Path, out: Path | None = None) -> Path:
     themes = theme_table(fm, last).set_index("theme")
     themes[[m for m in ("network", "single_task_net", "combination") if m in themes]].plot.barh(ax=axes[1])
     axes[1].axvline(0, color="k", lw=0.5)
+    axes[1].set_ylabel("")
     axes[1].set_title(f"Mean OOS R^2 per theme, {last} part")
     _save(fig, img / "zoo.png")
 
