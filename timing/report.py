@@ -31,27 +31,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nlp.rejects import atomic_path, atomic_write_text  # noqa: E402
+from nlp.rejects import atomic_write_text  # noqa: E402
+from timing.report_tables import _save, _table  # noqa: E402,F401
 
 NETWORK = "network"
 UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-
-
-def _table(df: pd.DataFrame, digits: int = 3) -> str:
-    df = df.copy()
-    for c in df.columns:
-        if pd.api.types.is_float_dtype(df[c]):
-            df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
 
 
 def _main_part(pm: pd.DataFrame) -> str:

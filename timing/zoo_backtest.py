@@ -29,11 +29,25 @@ import pandas as pd
 from arch.bootstrap import CircularBlockBootstrap
 from joblib import Parallel, delayed
 
-from timing.backtest import BacktestResult, split_parts, strategy_summary
-from timing.metrics import clark_west, hit_rate, oos_r2, portfolio_metrics, rank_ic, sharpe_difference
+from timing.backtest_result import BacktestResult, split_parts, strategy_summary
+from timing.metrics import (
+    clark_west,
+    hit_rate,
+    oos_r2,
+    portfolio_metrics,
+    rank_ic,
+    sharpe_difference,
+)
 from timing.targets import read_targets
 from timing.walkforward import make_folds
-from timing.zoo_books import (book, cost_vector, covariances, dmspe_combination, equal_combination, theme_frames)
+from timing.zoo_books import (
+    book,
+    cost_vector,
+    covariances,
+    dmspe_combination,
+    equal_combination,
+    theme_frames,
+)
 from timing.zoo_data import ZooPanel, build_zoo_panel
 from timing.zoo_models import FoldInput, run_fold
 
@@ -146,7 +160,7 @@ def headline(fm: pd.DataFrame) -> dict:
     for (part, model), g in fm.groupby(["part", "model"]):
         out.setdefault(part, {})[model] = {
             "mean_oos_r2": round(float(g.oos_r2.mean()), 5), "median_oos_r2": round(float(g.oos_r2.median()), 5),
-            "share_cw": round(float(((g.oos_r2 > 0) & (g.cw_p < 0.10)).mean()), 4), "n_tasks": int(len(g))}
+            "share_cw": round(float(((g.oos_r2 > 0) & (g.cw_p < 0.10)).mean()), 4), "n_tasks": len(g)}
     return out
 
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nlp.rejects import atomic_write_text  # noqa: E402
-from timing.report import _save, _table  # noqa: E402
+from timing.report_tables import _save, _table  # noqa: E402
 
 KEY = ("network", "single_task_net", "combination", "combination_dmspe", "equal_weight", "factor_momentum")
 
