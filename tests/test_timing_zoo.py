@@ -4,6 +4,7 @@ four-asset CSV end to end, and the CI-sized zoo on the shared JKP data."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -254,9 +255,10 @@ def test_user_four_asset_csv_end_to_end(tmp_path):
 @pytest.mark.shared
 def test_ci_sized_zoo_runs_from_the_shared_data(shared_datasets, tmp_path):
     """Two themes of the JKP zoo, Goyal-Welch and FRED-MD, through the same command as zoo.toml."""
-    cfg = load_config("timing/configs/zoo_ci.toml")
+    config = str(Path(__file__).resolve().parents[1] / "timing" / "configs" / "zoo_ci.toml")
+    cfg = load_config(config)
     assert cfg.targets.preset == "jkp_usa" and cfg.zoo.goyal_welch
-    result = CliRunner().invoke(_cli(), ["timing", "backtest", "--config", "timing/configs/zoo_ci.toml",
+    result = CliRunner().invoke(_cli(), ["timing", "backtest", "--config", config,
                                          "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
