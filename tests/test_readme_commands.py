@@ -34,6 +34,7 @@ DOC_PAGES = [
     "docs/text-features.md",
     "docs/configuration.md",
     "docs/timing.md",
+    "docs/zoo.md",
     "docs/study.md",
     "docs/research.md",
     "docs/daily-operation.md",

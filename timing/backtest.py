@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from core.atomic import atomic_path, atomic_write_text
 from core.threads import set_threads
+from timing.backtest_result import BacktestResult, split_parts, strategy_summary
 from timing.baselines import VOL_MANAGED, build_baselines
 from timing.config import FEATURE_GROUPS, PERIODS_PER_YEAR, TimingConfig
 from timing.dataset import PanelSpec, feature_columns, forward_returns
@@ -71,33 +71,6 @@ def network_factory(cfg: TimingConfig, spec: PanelSpec):
     return lambda: WindowForecaster(NETWORK, make_timer(cfg), replace(spec, shrinkage=()), tabular=False)
 
 
-@dataclass
-class BacktestResult:
-    folds: list[Fold]
-    forecasts: dict[str, pd.DataFrame]
-    kinds: dict[str, str]
-    portfolios: dict[str, PortfolioResult]
-    forecast_metrics: pd.DataFrame
-    portfolio_metrics: pd.DataFrame
-    importance: pd.DataFrame
-    integrated_gradients: pd.DataFrame
-    ablation: pd.DataFrame
-    sharpe_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
-    summary: dict = field(default_factory=dict)
-
-
-def split_parts(dates: pd.DatetimeIndex, index: pd.DatetimeIndex, horizon: int,
-                validation_end: str | None) -> dict[str, pd.DatetimeIndex]:
-    """``all``, and with ``validation_end``: ``validation`` (holding period ends by it) and ``test``."""
-    parts = {"all": dates}
-    if validation_end is not None:
-        rows = index.get_indexer(dates) + horizon
-        ends = index[np.minimum(rows, len(index) - 1)]
-        in_validation = ends <= pd.Timestamp(validation_end)
-        parts |= {"validation": dates[in_validation], "test": dates[~in_validation]}
-    return {k: v for k, v in parts.items() if len(v) > 2}
-
-
 def _portfolio_table(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict) -> pd.DataFrame:
     rows = []
     for part, dates in parts.items():
@@ -120,18 +93,6 @@ def _forecast_metrics(forecasts: dict[str, pd.DataFrame], kinds: dict[str, str],
                 table = forecast_table(realised, pred.loc[pred.index.intersection(dates)], bench, horizon)
                 out.append(table.assign(model=name, part=part))
     return pd.concat(out).rename_axis("factor").reset_index()
-
-
-def strategy_summary(pm: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """Per part and strategy: net and gross Sharpe with the annual turnover beside them (a
-    turnover of 300 a year turns any gross Sharpe negative at 20 bps, so it is read with it)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for (part, strategy), rows in pm.groupby(["part", "strategy"], sort=False):
-        by = rows.set_index("basis")
-        out.setdefault(part, {})[strategy] = {
-            "net_sharpe": round(float(by.loc["net", "sharpe"]), 3), "gross_sharpe": round(float(by.loc["gross", "sharpe"]), 3),
-            "turnover_annual": round(float(by.loc["net", "turnover_annual"]), 2)}
-    return out
 
 
 def guard_summary(results: dict[str, WalkForwardResult]) -> dict[str, dict[str, float]]:
@@ -181,6 +142,12 @@ def _ablation(cfg: TimingConfig, panel: pd.DataFrame, factors: tuple[str, ...], 
 
 
 def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) -> BacktestResult:
+    """The walk-forward study of the config; with a ``[targets]`` section, the many-task one
+    (``timing.zoo_backtest``: the targets come from a return file, ``panel`` gives the shared predictors)."""
+    if cfg.targets is not None:
+        from timing.zoo_backtest import run_zoo_backtest
+
+        return run_zoo_backtest(cfg, panel, progress)
 
     started = time.perf_counter()
     set_threads(cfg.walkforward.threads)

@@ -26,6 +26,8 @@ from pydantic import Field, field_validator, model_validator
 from core.config_files import ConfigError, Strict, load_validated
 from timing.dataset import DEFAULT_SCALING, FEATURE_GROUPS, Scaling
 from timing.registry import baseline_names
+from timing.targets import TargetsConfig
+from timing.zoo_config import ZooConfig
 
 KNOWN_FACTORS = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
 Frequency = Literal["daily", "weekly", "monthly"]
@@ -312,6 +314,10 @@ class TimingConfig(Strict):
     portfolio: PortfolioConfig = PortfolioConfig()
     stability: StabilityConfig = StabilityConfig()
     explain: ExplainConfig = ExplainConfig()
+    # [targets]: time the ids of any return file (timing.targets; the JKP zoo is a preset) instead
+    # of the Fama-French `factors`; [zoo]: that run's models and predictors (timing.zoo_config)
+    targets: TargetsConfig | None = None
+    zoo: ZooConfig = ZooConfig()
 
     @field_validator("factors")
     @classmethod

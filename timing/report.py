@@ -27,27 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_write_text
 from core.plots import subplots
+from timing.report_tables import markdown_table, save_figure
 
 NETWORK = "network"
 UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-
-
-def _table(df: pd.DataFrame, digits: int = 3) -> str:
-    df = df.copy()
-    for c in df.columns:
-        if pd.api.types.is_float_dtype(df[c]):
-            df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
 
 
 def _main_part(pm: pd.DataFrame) -> str:
@@ -171,7 +156,7 @@ def render_verdicts(v: Verdicts, headline: bool = False) -> list[str]:
     """Markdown lines: the targets, then (``headline``) the net metrics of the judged part."""
     lines = [_bullet(c) for c in v.targets]
     if headline:
-        lines += ["", f"Net of costs, {v.part} part:", "", _table(v.headline)]
+        lines += ["", f"Net of costs, {v.part} part:", "", markdown_table(v.headline)]
     return lines
 
 
@@ -201,11 +186,15 @@ def _guard_lines(guard: dict) -> list[str]:
         return []
     table = pd.DataFrame([{"model": m, **g} for m, g in guard.items()])
     return ["Forecasts pulled back by the guard (beyond k x the in-sample fitted dispersion; "
-            "`stability.guard_k`):", "", _table(table, 4), ""]
+            "`stability.guard_k`):", "", markdown_table(table, 4), ""]
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
+    if json.loads((run_dir / "summary.json").read_text()).get("study") == "zoo":
+        from timing.zoo_report import write_zoo_report
+
+        return write_zoo_report(run_dir, out)
     out = Path(out) if out else run_dir / "report.md"
     img = out.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
@@ -228,7 +217,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     ax.set_yscale("log")
     ax.set_title(cumulative_title(summary["config"]))
     ax.legend(fontsize=7, ncol=3)
-    _save(fig, img / "cumulative.png")
+    save_figure(fig, img / "cumulative.png")
 
     sharpe = _net_sharpe(pm, "all")
     best = sharpe.drop(labels=[s for s in sharpe.index if s.startswith(NETWORK)]).idxmax()
@@ -238,7 +227,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
             ax.plot(wealth.index, wealth[name] / wealth[name].cummax() - 1, label=name)
     ax.set_title("Drawdowns (net)")
     ax.legend(fontsize=8)
-    _save(fig, img / "drawdowns.png")
+    save_figure(fig, img / "drawdowns.png")
 
     w = weights[weights.strategy == NETWORK].pivot(index="date", columns="factor", values="weight")
     fig, ax = subplots(figsize=(10, 3.5))
@@ -247,7 +236,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     ax.axhline(0, color="k", lw=0.5)
     ax.set_title("Network factor weights through time")
     ax.legend(fontsize=8)
-    _save(fig, img / "weights.png")
+    save_figure(fig, img / "weights.png")
 
     r2 = fm[fm.part == "all"].pivot(index="factor", columns="model", values="oos_r2")
     fig, ax = subplots(figsize=(10, 4))
@@ -255,7 +244,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     ax.axhline(0, color="k", lw=0.5)
     ax.set_title("Out-of-sample R^2 vs the historical mean, per factor")
     ax.legend(fontsize=7, ncol=3)
-    _save(fig, img / "oos_r2.png")
+    save_figure(fig, img / "oos_r2.png")
 
     has_expl = len(importance) > 0
     if has_expl:
@@ -264,7 +253,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         axes[0].set_title("Permutation importance (fall in mean OOS R^2)")
         ig.set_index("group").T.plot.bar(stacked=True, ax=axes[1])
         axes[1].set_title("Integrated gradients: share of |attribution|")
-        _save(fig, img / "importance.png")
+        save_figure(fig, img / "importance.png")
 
     lines = [
         "# Factor-timing backtest", "",
@@ -279,22 +268,22 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     for part in [p for p in ("validation", "test", "all") if p in set(pm.part)]:
         for basis, title in (("net", "net of costs"), ("gross", "gross")):
             sel = pm[(pm.part == part) & (pm.basis == basis)][HEADLINE_COLUMNS].sort_values("sharpe", ascending=False)
-            lines += [f"## Portfolio metrics, {part} part ({title})", "", _table(sel), ""]
-    lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", _table(tests), "",
+            lines += [f"## Portfolio metrics, {part} part ({title})", "", markdown_table(sel), ""]
+    lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", markdown_table(tests), "",
               "## Forecasts", "", "![oos r2](img/oos_r2.png)", ""]
     for part in [p for p in ("validation", "test", "all") if p in set(fm.part)]:
         r2 = _pivot(fm, part, "oos_r2")
-        lines += [f"OOS R^2 vs the historical mean, {part} part:", "", _table(_flag_r2(r2, list(r2.columns[1:]))), "",
-                  f"Clark-West p, {part} part:", "", _table(_pivot(fm, part, "cw_p"), 3), ""]
+        lines += [f"OOS R^2 vs the historical mean, {part} part:", "", markdown_table(_flag_r2(r2, list(r2.columns[1:]))), "",
+                  f"Clark-West p, {part} part:", "", markdown_table(_pivot(fm, part, "cw_p"), 3), ""]
     every = fm[fm.part == "all"][["model", "factor", "oos_r2", "cw_t", "cw_p", "hit_rate", "rank_ic", "n"]]
-    lines += ["All forecast metrics, whole out-of-sample period:", "", _table(_flag_r2(every, ["oos_r2"]), 4), ""]
+    lines += ["All forecast metrics, whole out-of-sample period:", "", markdown_table(_flag_r2(every, ["oos_r2"]), 4), ""]
     lines += _guard_lines(summary.get("guard", {}))
     if has_expl:
         lines += ["## Feature-group importance", "", "![importance](img/importance.png)", "",
-                  _table(importance, 4), "", _table(ig, 3), ""]
+                  markdown_table(importance, 4), "", markdown_table(ig, 3), ""]
     lines += ["## Ablation", ""]
-    lines += [_table(ablation, 4) if len(ablation) else
+    lines += [markdown_table(ablation, 4) if len(ablation) else
               "Not run: ablations refit the network once per feature group; `--explain full` runs them.", ""]
-    lines += ["## Run timings (seconds)", "", _table(pd.DataFrame([summary["seconds"]]), 1), ""]
+    lines += ["## Run timings (seconds)", "", markdown_table(pd.DataFrame([summary["seconds"]]), 1), ""]
     atomic_write_text(out, "\n".join(lines))
     return out
