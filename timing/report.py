@@ -29,7 +29,7 @@ import pandas as pd
 
 from core.atomic import atomic_write_text
 from core.plots import subplots
-from timing.report_tables import markdown_table, save_figure
+from timing.report_tables import markdown_table, read_outputs, report_files, save_figure
 
 NETWORK = "network"
 UNSTABLE_R2 = -0.5  # OOS R^2 below this marks a model unstable (module docstring)
@@ -190,22 +190,14 @@ def _guard_lines(guard: dict) -> list[str]:
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    run_dir = Path(run_dir)
-    if json.loads((run_dir / "summary.json").read_text()).get("study") == "zoo":
+    if json.loads((Path(run_dir) / "summary.json").read_text()).get("study") == "zoo":
         from timing.zoo_report import write_zoo_report
 
         return write_zoo_report(run_dir, out)
-    out = Path(out) if out else run_dir / "report.md"
-    img = out.parent / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    rets = pd.read_parquet(run_dir / "returns.parquet")
-    weights = pd.read_parquet(run_dir / "weights.parquet")
-    fm = pd.read_parquet(run_dir / "forecast_metrics.parquet")
-    pm = pd.read_parquet(run_dir / "portfolio_metrics.parquet")
-    importance = pd.read_parquet(run_dir / "importance.parquet")
-    ig = pd.read_parquet(run_dir / "integrated_gradients.parquet")
-    ablation = pd.read_parquet(run_dir / "ablation.parquet")
-    tests = pd.read_parquet(run_dir / "sharpe_tests.parquet")
+    run_dir, out, img = report_files(run_dir, out)
+    rets, weights, fm, pm, importance, ig, ablation, tests = read_outputs(
+        run_dir, "returns", "weights", "forecast_metrics", "portfolio_metrics", "importance", "integrated_gradients",
+        "ablation", "sharpe_tests")
     summary = json.loads((run_dir / "summary.json").read_text())
 
     net = rets.pivot(index="date", columns="strategy", values="net")

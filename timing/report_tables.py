@@ -24,3 +24,17 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     sep = "|" + "---|" * len(df.columns)
     rows = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
     return "\n".join([head, sep, *rows])
+
+
+def report_files(run_dir: Path, out: Path | None) -> tuple[Path, Path, Path]:
+    """(run folder, report file, its image folder, created): ``<run_dir>/report.md`` by default."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "report.md"
+    img = out.parent / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    return run_dir, out, img
+
+
+def read_outputs(run_dir: Path, *names: str) -> list[pd.DataFrame]:
+    """The backtest's ``<name>.parquet`` tables, in the order named."""
+    return [pd.read_parquet(Path(run_dir) / f"{name}.parquet") for name in names]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.atomic import atomic_write_text
 from core.plots import subplots
-from timing.report_tables import markdown_table, save_figure
+from timing.report_tables import markdown_table, read_outputs, report_files, save_figure
 
 KEY = ("network", "single_task_net", "combination", "combination_dmspe", "equal_weight", "factor_momentum")
 
@@ -92,14 +92,8 @@ def target_lines(fm: pd.DataFrame, pm: pd.DataFrame, tests: pd.DataFrame) -> lis
 
 
 def write_zoo_report(run_dir: Path, out: Path | None = None) -> Path:
-    run_dir = Path(run_dir)
-    out = Path(out) if out else run_dir / "report.md"
-    img = out.parent / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    rets = pd.read_parquet(run_dir / "returns.parquet")
-    fm = pd.read_parquet(run_dir / "forecast_metrics.parquet")
-    pm = pd.read_parquet(run_dir / "portfolio_metrics.parquet")
-    tests = pd.read_parquet(run_dir / "sharpe_tests.parquet")
+    run_dir, out, img = report_files(run_dir, out)
+    rets, fm, pm, tests = read_outputs(run_dir, "returns", "forecast_metrics", "portfolio_metrics", "sharpe_tests")
     summary = json.loads((run_dir / "summary.json").read_text())
 
     net = rets.pivot(index="date", columns="strategy", values="net")
