@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
-import psutil
+from core.lifecycle import cpu_seconds
 
 ZOO = Path(__file__).resolve().parents[1] / "timing" / "configs" / "zoo.toml"
 
@@ -40,21 +39,11 @@ def main() -> None:
     result = run_backtest(cfg, panel, progress=False)
     save_backtest(result, cfg.output_dir)
     wall = time.perf_counter() - started
-    # the fold workers (joblib's reusable loky pool) are still alive here, so their CPU time is read
-    # from them; RUSAGE_CHILDREN would count only children already waited for
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    workers = 0.0
-    for child in psutil.Process().children(recursive=True):
-        try:
-            t = child.cpu_times()
-            workers += t.user + t.system
-        except psutil.Error:
-            pass
     s = result.summary
     print(json.dumps({
         "bench": "zoo_backtest", "config": str(args.config), "tasks": s["n_tasks"], "folds": s["n_folds"],
         "strategies": len(result.portfolios), "wall_s": round(wall, 1), "stages_s": s["seconds"],
-        "cpu_s": round(me.ru_utime + me.ru_stime + workers, 1),
+        "cpu_s": round(cpu_seconds(), 1),
         "load_avg_at_start": [round(x, 2) for x in load], "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "cores": os.cpu_count(),
         "target_s": 1200, "under_target": wall < 1200,

@@ -113,6 +113,21 @@ def _cmdline(proc: psutil.Process) -> str:
         return ""
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its live descendants (for benches: joblib's reusable loky
+    workers are still alive when a bench ends, so RUSAGE_CHILDREN, which counts only children
+    already waited for, would miss them)."""
+    me = psutil.Process().cpu_times()
+    total = me.user + me.system
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def stop_children(wait_s: float = 2.0) -> None:
     """End Ray (if used), the loky executor and every descendant process of this one."""
     if "ray" in sys.modules:

@@ -47,3 +47,18 @@ def shared_datasets():
             pytest.fail(f"CI=true but the shared datasets folder {path} is missing")
         pytest.skip(f"shared datasets folder {path} not present")
     return path
+
+
+@pytest.fixture
+def synthetic_run(tmp_path):
+    """``make(template, n)`` -> (config path, output folder): a synthetic Parquet panel of ``n``
+    months (timing.synthetic) and a timing config from ``template`` (``{out}``, ``{panel}`` filled)."""
+    from timing.synthetic import synthetic_panel
+
+    def make(template: str, n: int):
+        panel_path, out, cfg = tmp_path / "panel.parquet", tmp_path / "run", tmp_path / "c.toml"
+        synthetic_panel(n=n).rename_axis("date").reset_index().to_parquet(panel_path)
+        cfg.write_text(template.format(out=out, panel=panel_path))
+        return cfg, out
+
+    return make

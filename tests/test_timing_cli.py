@@ -53,12 +53,8 @@ def _app():
 
 
 @pytest.mark.slow
-def test_fit_backtest_report(tmp_path):
-    panel_path = tmp_path / "panel.parquet"
-    synthetic_panel(n=260).rename_axis("date").reset_index().to_parquet(panel_path)
-    out = tmp_path / "run"
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(out=out, panel=panel_path))
+def test_fit_backtest_report(synthetic_run):
+    cfg, out = synthetic_run(CONFIG, 260)
     runner = CliRunner()
 
     res = runner.invoke(_app(), ["timing", "backtest", "--config", str(cfg)])

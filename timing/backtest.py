@@ -25,6 +25,7 @@ import pandas as pd
 
 from core.atomic import atomic_path, atomic_write_text
 from core.threads import set_threads
+from timing.allocators import make_allocator, run_direct
 from timing.backtest_result import BacktestResult, split_parts, strategy_summary
 from timing.baselines import VOL_MANAGED, build_baselines
 from timing.config import FEATURE_GROUPS, PERIODS_PER_YEAR, TimingConfig
@@ -33,7 +34,7 @@ from timing.explain import ig_by_group, permutation_importance
 from timing.forecaster import WindowForecaster
 from timing.metrics import forecast_table, portfolio_metrics, sharpe_difference
 from timing.network import MultiTaskTimer
-from timing.portfolio import PortfolioResult
+from timing.portfolio import PortfolioResult, run_book
 from timing.portfolio import backtest as portfolio_backtest
 from timing.predictors import rows_per_month
 from timing.walkforward import Fold, WalkForwardResult, make_folds, run_walkforward
@@ -102,9 +103,11 @@ def guard_summary(results: dict[str, WalkForwardResult]) -> dict[str, dict[str, 
             for name, r in results.items() if r.guarded is not None}
 
 
-def _sharpe_tests(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict, seed: int) -> pd.DataFrame:
-    """Network strategies against equal weight, the best other strategy and the single-task twins."""
-    mine = [n for n in portfolios if n.startswith(NETWORK)]
+def _sharpe_tests(portfolios: dict[str, PortfolioResult], ppy: float, parts: dict, seed: int,
+                  direct: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Network strategies and direct allocators against equal weight, the best other strategy and
+    the single-task twins; direct allocators also against the mean-variance book (``network``)."""
+    mine = [n for n in portfolios if n.startswith(NETWORK) or n in direct]
     rows = []
     for part, dates in parts.items():
         for basis in ("gross", "net"):
@@ -112,8 +115,11 @@ def _sharpe_tests(portfolios: dict[str, PortfolioResult], ppy: float, parts: dic
             sharpe = {n: r.mean() / r.std(ddof=1) for n, r in series.items() if n not in mine}
             best = max(sharpe, key=sharpe.get)
             for name in mine:
-                for label, other in (("equal weight", "equal_weight"), (f"best baseline ({best})", best),
-                                     ("single-task twins", "single_task_net")):
+                versus = [("equal weight", "equal_weight"), (f"best baseline ({best})", best),
+                          ("single-task twins", "single_task_net")]
+                if name in direct:
+                    versus.insert(0, ("mean-variance book", NETWORK))
+                for label, other in versus:
                     if other in series:
                         diff, p = sharpe_difference(series[name], series[other], ppy, reps=1000, seed=seed)
                         rows.append({"part": part, "basis": basis, "strategy": name, "versus": label,
@@ -187,11 +193,23 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) 
     portfolios = {n: book(n, n == VOL_MANAGED) for n in forecasts}
     if pc.vol_overlay:
         portfolios[NETWORK + OVERLAY] = book(NETWORK, True)
+    timings["portfolios"] = round(time.perf_counter() - t, 2)
+    curves = {}
+    for name in pc.direct_allocators:  # same folds, then the same book steps as the forecasts
+        t = time.perf_counter()
+        wf = run_direct(panel, make_allocator(name, cfg.network, cfg.direct, pc, ppy / h), folds, spec,
+                        pc.cov_window, progress, cfg.walkforward.n_jobs, cfg.walkforward.threads)
+        portfolios[name] = run_book(wf.policy(), list(factors), wf.dates, panel[list(factors)], pc, h, ppy, False)
+        timings[name] = round(time.perf_counter() - t, 2)
+        curves[name] = wf.training_curves()
+        log.info("%s done in %.1fs", name, timings[name])
+
+    t = time.perf_counter()
     parts = split_parts(forecasts[NETWORK].index, panel.index, h, cfg.walkforward.validation_end)
     fmetrics = _forecast_metrics(forecasts, kinds, realised, h, parts)
     pmetrics = _portfolio_table(portfolios, ppy / h, parts)
-    tests = _sharpe_tests(portfolios, ppy / h, parts, cfg.seed)
-    timings["portfolios_and_tests"] = round(time.perf_counter() - t, 2)
+    tests = _sharpe_tests(portfolios, ppy / h, parts, cfg.seed, pc.direct_allocators)
+    timings["metrics_and_tests"] = round(time.perf_counter() - t, 2)
 
     importance = ig = ablation = pd.DataFrame()
     if cfg.explain.level != "none":
@@ -218,6 +236,7 @@ def run_backtest(cfg: TimingConfig, panel: pd.DataFrame, progress: bool = True) 
         "network_chosen": [dict(m.estimator.best_params_, shrink_weight=m.estimator.shrink_weight_.round(2).tolist(),
                                 test_start=str(f.test_dates[0].date()))
                            for f, m in zip(folds, results[NETWORK].models)],
+        "training_curves": curves,
         "total_seconds": round(time.perf_counter() - started, 2), "config": json.loads(cfg.model_dump_json()),
     }
     return BacktestResult(folds, forecasts, kinds, portfolios, fmetrics, pmetrics, importance, ig, ablation,

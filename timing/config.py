@@ -31,6 +31,7 @@ from timing.zoo_config import ZooConfig
 
 KNOWN_FACTORS = ("Mkt-RF", "SMB", "HML", "RMW", "CMA", "Mom")
 Frequency = Literal["daily", "weekly", "monthly"]
+AllocatorName = Literal["mean_variance", "end_to_end", "rl_ppo", "rl_sac"]
 
 # periods of the panel frequency (rows) per horizon; None = horizon shorter than a panel period
 _PERIODS: dict[tuple[str, str], int] = {
@@ -234,6 +235,64 @@ class PortfolioConfig(Strict):
     vol_overlay: bool = False
     vol_window: int | None = Field(None, ge=2, description="rows of recent variance; None = 1 month (6 rows if monthly)")
     max_vol_scale: float = Field(3.0, gt=0.0, description="cap on the Moreira-Muir scale of a factor")
+    # who turns information into weights: "mean_variance" (the forecasts above, as always) and/or
+    # direct policies (timing.allocators: "end_to_end", "rl_ppo", "rl_sac") trading through the same
+    # steps; each named direct allocator adds a book of its name, reported beside the others
+    allocator: tuple[AllocatorName, ...] = ("mean_variance",)
+
+    @field_validator("allocator", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("allocator")
+    @classmethod
+    def _unique_allocators(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"portfolio.allocator must name distinct allocators, got {list(v)}")
+        return v
+
+    @property
+    def direct_allocators(self) -> tuple[str, ...]:
+        return tuple(a for a in self.allocator if a != "mean_variance")
+
+
+class DirectConfig(Strict):
+    """Direct allocators (timing.allocators): policies that output weights, no forecast in between.
+
+    End to end (``end_to_end``, Zhang, Zohren & Roberts 2020): the timing encoder (``network.encoder``,
+    ``hidden``, ``lookback``, ``dropout``) with a tanh (softmax when long-only) weight head, trained
+    on the training window's net returns (costs of weight changes in the loss) under the same vol
+    target and cap as every book; ``objective`` is the Sharpe ratio or the utility
+    ``mean - risk_aversion/2 var`` (annualised), chosen on the validation part; ``aux_weight`` > 0
+    adds return-forecast heads whose MSE regularises the trunk. Early stopping on the window's
+    validation tail (``network.val_fraction``); one net per seed, raw weights averaged.
+    RL (``rl_ppo``, ``rl_sac``): stable-baselines3 on ``timing.allocation_env`` over each training
+    window only; ``rl_steps`` environment steps per seed (capped: the full walk-forward must stay
+    in minutes), actions averaged over ``rl_seeds``; reward = net return - ``risk_penalty`` x
+    squared gross return, times ``reward_scale`` (monthly returns are ~1e-2: unscaled, the value
+    losses vanish).
+    """
+
+    objective: Literal["sharpe", "utility"] = "sharpe"
+    risk_aversion: float = Field(5.0, ge=0.0)
+    aux_weight: float = Field(0.0, ge=0.0)
+    lr: float = Field(3e-3, gt=0.0)
+    weight_decay: float = Field(1e-3, ge=0.0)
+    epochs: int = Field(200, ge=1)
+    patience: int = Field(20, ge=1)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    rl_steps: int = Field(2048, ge=64)
+    rl_seeds: tuple[int, ...] = (0, 1)
+    risk_penalty: float = Field(1.0, ge=0.0)
+    reward_scale: float = Field(100.0, gt=0.0)
+
+    @field_validator("seeds", "rl_seeds")
+    @classmethod
+    def _some_seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("direct.seeds and direct.rl_seeds must name at least one seed")
+        return v
 
 
 class StabilityConfig(Strict):
@@ -312,6 +371,7 @@ class TimingConfig(Strict):
     network: NetworkConfig = NetworkConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    direct: DirectConfig = DirectConfig()
     stability: StabilityConfig = StabilityConfig()
     explain: ExplainConfig = ExplainConfig()
     # [targets]: time the ids of any return file (timing.targets; the JKP zoo is a preset) instead

@@ -60,7 +60,10 @@ from timing.forecaster import choose_shrinkage, validation_split
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 
 
-class _Encoder(nn.Module):
+class Encoder(nn.Module):
+    """The timing encoder: a window (n, lookback, inputs) -> (n, hidden). Shared with the end-to-end
+    allocator (timing.allocators)."""
+
     def __init__(self, kind: str, n_inputs: int, lookback: int, hidden: int, dropout: float):
         super().__init__()
         self.kind = kind
@@ -127,7 +130,7 @@ class MultiTaskNet(nn.Module):
         if separate and encoder == "mlp":
             self.encoders = nn.ModuleList([_StackedMLP(n_factors, n_inputs * lookback, hidden, dropout)])
         else:
-            self.encoders = nn.ModuleList(_Encoder(encoder, n_inputs, lookback, hidden, dropout)
+            self.encoders = nn.ModuleList(Encoder(encoder, n_inputs, lookback, hidden, dropout)
                                           for _ in range(n_factors if separate else 1))
         # Row k of each Linear(hidden, n_factors) is factor k's own head (separate weights and
         # bias), reading the shared encoder or, when separate, factor k's own one.

@@ -26,6 +26,7 @@ forecast on a daily panel trades at most once a week.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,16 +70,20 @@ def target_weights(signal: np.ndarray, cov: np.ndarray, cfg: PortfolioConfig, pe
     return np.clip(w, -cfg.max_weight, cfg.max_weight)
 
 
+def trade_step(target: np.ndarray, held: np.ndarray, band: float, penalty: float = 0.0) -> np.ndarray:
+    """Step 4 for one date: the weights held after trading from ``held`` toward ``target``."""
+    d = target - held
+    step = np.sign(d) * np.maximum(np.abs(d) - penalty, 0.0)
+    return np.where(np.abs(d) > band, held + step, held)
+
+
 def trade(targets: np.ndarray, band: float, penalty: float = 0.0, held: np.ndarray | None = None) -> np.ndarray:
     """Held weights: move toward each target only past ``band``, by the L1-penalised step, starting
     from ``held`` (cash when None)."""
     held = np.zeros(targets.shape[1]) if held is None else np.asarray(held, dtype=float)
     out = np.empty_like(targets)
     for i, t in enumerate(targets):
-        d = t - held
-        step = np.sign(d) * np.maximum(np.abs(d) - penalty, 0.0)
-        held = np.where(np.abs(d) > band, held + step, held)
-        out[i] = held
+        held = out[i] = trade_step(t, held, band, penalty)
     return out
 
 
@@ -89,31 +94,49 @@ def vol_scale(long_var: np.ndarray, recent_var: np.ndarray, cap: float) -> np.nd
     return np.clip(ratio, 0.0, cap)
 
 
-def backtest(signals: pd.DataFrame, returns: pd.DataFrame, cfg: PortfolioConfig, horizon: int,
-             periods_per_year: float, from_forecast: bool, vol_managed: bool = False,
-             vol_window: int = 21) -> PortfolioResult:
-    """Run steps 1-5 for the decision dates in ``signals`` (forecasts or raw weights)."""
-    factors = list(signals.columns)
-    dates = signals.index[::horizon]
+# an allocator's decision rule: (decision date, weights held before it) -> its signal at that date
+# (expected returns when the book is built from a forecast, raw weights when it is not)
+Policy = Callable[[pd.Timestamp, np.ndarray], np.ndarray]
+
+
+def run_book(policy: Policy, factors: list[str], dates: pd.DatetimeIndex, returns: pd.DataFrame,
+             cfg: PortfolioConfig, horizon: int, periods_per_year: float, from_forecast: bool,
+             vol_managed: bool = False, vol_window: int = 21) -> PortfolioResult:
+    """Run steps 1-5 for ``dates`` (every ``horizon``-th of them), asking ``policy`` at each one.
+
+    Every allocator goes through here: forecasts (mean-variance, the baselines) and direct
+    policies, which see the weights they hold, so all share the same costs and constraints.
+    """
+    dates = pd.DatetimeIndex(dates[::horizon])
     ppy = periods_per_year / horizon  # holding periods per year
     cov_scale = horizon  # per-period covariance -> per-holding-period covariance
-    recent = realized_variance(returns[factors], vol_window, 1)
-    targets = []
-    for d in dates:
+    recent = realized_variance(returns[factors], vol_window, 1) if vol_managed else None
+    held = np.zeros(len(factors))
+    weights = np.empty((len(dates), len(factors)))
+    for i, d in enumerate(dates):
         cov = shrunk_covariance(returns[factors], d, cfg.cov_window)
-        w = target_weights(signals.loc[d].to_numpy(dtype=float), cov * cov_scale, cfg, ppy, from_forecast)
+        w = target_weights(np.asarray(policy(d, held), dtype=float), cov * cov_scale, cfg, ppy, from_forecast)
         if vol_managed:
             w = np.clip(w * vol_scale(np.diag(cov), recent.loc[d].to_numpy(), cfg.max_vol_scale),
                         -cfg.max_weight, cfg.max_weight)
-        targets.append(w)
-    weights = trade(np.vstack(targets), cfg.no_trade_band, cfg.turnover_penalty)
+        held = weights[i] = trade_step(w, held, cfg.no_trade_band, cfg.turnover_penalty)
     prev = np.vstack([np.zeros(len(factors)), weights[:-1]])
     turnover = np.abs(weights - prev).sum(axis=1)
     costs = turnover * cfg.cost_bps / 1e4
     realised = forward_returns(returns, tuple(factors), horizon).loc[dates].to_numpy()
     gross = (weights * realised).sum(axis=1)
-    idx = pd.DatetimeIndex(dates)
     return PortfolioResult(
-        pd.DataFrame(weights, index=idx, columns=factors), pd.Series(gross, idx), pd.Series(gross - costs, idx),
-        pd.Series(turnover, idx), pd.Series(costs, idx),
+        pd.DataFrame(weights, index=dates, columns=factors), pd.Series(gross, dates), pd.Series(gross - costs, dates),
+        pd.Series(turnover, dates), pd.Series(costs, dates),
     )
+
+
+def backtest(signals: pd.DataFrame, returns: pd.DataFrame, cfg: PortfolioConfig, horizon: int,
+             periods_per_year: float, from_forecast: bool, vol_managed: bool = False,
+             vol_window: int = 21) -> PortfolioResult:
+    """Steps 1-5 for signals known up front (forecasts or raw weights, one row per decision date)."""
+    def policy(d: pd.Timestamp, _held: np.ndarray) -> np.ndarray:
+        return signals.loc[d].to_numpy(dtype=float)
+
+    return run_book(policy, list(signals.columns), signals.index, returns, cfg, horizon, periods_per_year,
+                    from_forecast, vol_managed, vol_window)

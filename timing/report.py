@@ -29,6 +29,7 @@ import pandas as pd
 
 from core.atomic import atomic_write_text
 from core.plots import subplots
+from timing.allocator_report import direct_section
 from timing.report_tables import markdown_table, read_outputs, report_files, save_figure
 
 NETWORK = "network"
@@ -261,6 +262,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
         for basis, title in (("net", "net of costs"), ("gross", "gross")):
             sel = pm[(pm.part == part) & (pm.basis == basis)][HEADLINE_COLUMNS].sort_values("sharpe", ascending=False)
             lines += [f"## Portfolio metrics, {part} part ({title})", "", markdown_table(sel), ""]
+    lines += direct_section(pm, tests, summary, img)
     lines += ["## Sharpe-difference tests (circular block bootstrap, two-sided)", "", markdown_table(tests), "",
               "## Forecasts", "", "![oos r2](img/oos_r2.png)", ""]
     for part in [p for p in ("validation", "test", "all") if p in set(fm.part)]:

@@ -78,6 +78,16 @@ def make_folds(index: pd.DatetimeIndex, cfg: WalkForwardConfig, lookback: int, h
     return folds
 
 
+def fold_frames(panel: pd.DataFrame, features_only: pd.DataFrame, fold: Fold,
+                lookback: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:
+    """What a fold's model may see: its training slice, the features-only window its test rows
+    need (``lookback - 1`` rows of history before them), and the test dates."""
+    lo, hi = fold.train_rows
+    t0, t1 = fold.test_rows
+    return (panel.iloc[lo:hi].copy(), features_only.iloc[max(0, t0 - lookback + 1):t1].copy(),
+            panel.index[t0:t1])
+
+
 def _run_fold(make_model: Callable[[], Model], train: pd.DataFrame, window: pd.DataFrame,
               dates: pd.DatetimeIndex, threads: int) -> tuple[Model, pd.DataFrame]:
 
@@ -97,13 +107,8 @@ def run_walkforward(
     by its own config, so results do not depend on ``n_jobs``.
     """
     features_only = panel.drop(columns=list(factors))
-    tasks = []
-    for fold in folds:
-        lo, hi = fold.train_rows
-        t0, t1 = fold.test_rows
-        tasks.append(delayed(_run_fold)(
-            make_model, panel.iloc[lo:hi].copy(), features_only.iloc[max(0, t0 - lookback + 1):t1].copy(),
-            panel.index[t0:t1], threads))
+    tasks = [delayed(_run_fold)(make_model, *fold_frames(panel, features_only, fold, lookback), threads)
+             for fold in folds]
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
     out = list(Progress(runner(tasks), total=len(tasks), enabled=progress, leave=False, desc="walk-forward"))
     models = [m for m, _ in out]
