@@ -9,10 +9,12 @@ import torch
 from typer.testing import CliRunner
 
 from timing import CONFIG_DIR
+from timing.allocation_data import window_data
 from timing.allocation_env import AllocationEnv
-from timing.allocators import make_allocator, net_returns, run_direct, vol_targeted, window_data
+from timing.allocators import make_allocator, run_direct
 from timing.backtest import make_spec
 from timing.config import DirectConfig, NetworkConfig, PortfolioConfig, TimingConfig
+from timing.end_to_end import net_returns, vol_targeted
 from timing.portfolio import run_book, target_weights
 from timing.synthetic import synthetic_panel
 from timing.walkforward import make_folds

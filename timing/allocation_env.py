@@ -16,7 +16,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from timing.allocators import WindowData
+from timing.allocation_data import WindowData
 from timing.config import PortfolioConfig
 from timing.portfolio import target_weights, trade_step
 

@@ -64,11 +64,11 @@ def direct_section(pm: pd.DataFrame, tests: pd.DataFrame, summary: dict, img: Pa
         lines += [f"### {part} part", "", markdown_table(direct_table(pm, part, direct)), ""]
     sel = tests[tests.strategy.isin(direct)]
     if len(sel):
-        lines += ["Sharpe-difference p-values (circular block bootstrap, two-sided):", "",
-                  markdown_table(sel.pivot_table(index=["part", "strategy", "versus"], columns="basis",
-                                                 values=["sharpe_diff", "p_value"]).reset_index()
-                                 .set_axis(["part", "strategy", "versus", "p gross", "p net", "diff gross", "diff net"],
-                                           axis=1)), ""]
+        wide = sel.pivot_table(index=["part", "strategy", "versus"], columns="basis", values=["sharpe_diff", "p_value"])
+        cols = {("sharpe_diff", "net"): "diff net", ("p_value", "net"): "p net",
+                ("sharpe_diff", "gross"): "diff gross", ("p_value", "gross"): "p gross"}
+        table = wide[list(cols)].set_axis(list(cols.values()), axis=1).reset_index()
+        lines += ["Sharpe differences and p-values (circular block bootstrap, two-sided):", "", markdown_table(table), ""]
     if _curves_figure(summary.get("training_curves", {}), img / "training_curves.png"):
         lines += ["![training curves](img/training_curves.png)", ""]
     return lines

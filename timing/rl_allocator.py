@@ -13,8 +13,8 @@ import numpy as np
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.monitor import Monitor
 
+from timing.allocation_data import WindowData
 from timing.allocation_env import AllocationEnv
-from timing.allocators import WindowData
 from timing.config import DirectConfig, PortfolioConfig
 
 NET_ARCH = [32, 32]
