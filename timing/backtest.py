@@ -11,7 +11,9 @@ Protocol (docs/timing.md, "Factor-timing protocol"): with ``walkforward.validati
 metric table has a ``part`` column: ``validation`` (decisions whose holding period ends by that
 date: where designs are chosen), ``test`` (the rest, run once per design) and ``all``.
 Sharpe-difference tests compare the network's portfolios with equal weight and with the best
-baseline of the same part, gross and net.
+baseline of the same part, gross and net. Direct allocators named in ``portfolio.allocator``
+(``timing.allocators``) are fitted on the same folds and add books of their names, tested also
+against the mean-variance book (``network``); RL training curves go to ``summary.json``.
 """
 from __future__ import annotations
 

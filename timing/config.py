@@ -411,6 +411,13 @@ class TimingConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _direct_allocators_need_factors(self) -> "TimingConfig":
+        if self.targets is not None and self.portfolio.direct_allocators:
+            raise ValueError(f"portfolio.allocator {list(self.portfolio.direct_allocators)}: direct allocators run on the "
+                             "factor panel only, not yet on a [targets] (zoo) run; use allocator = \"mean_variance\" there")
+        return self
+
     @property
     def horizon_periods(self) -> int:
         return horizon_periods(self.data.frequency, self.horizon)
