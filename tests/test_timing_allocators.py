@@ -115,8 +115,6 @@ baselines = ["historical_mean", "ridge", "equal_weight"]
 [data]
 source = "parquet"
 path = "{panel}"
-start = "1990-01-31"
-end = "2020-12-31"
 [network]
 lookback = 1
 hidden = 4
