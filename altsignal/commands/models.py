@@ -170,9 +170,41 @@ def fetch_mpnet_cmd(
     typer.echo(f"wrote {path}")
 
 
+def train_sestm_cmd(
+    preset: str = typer.Option("news", help="Document preset: news (Benzinga headlines), social (StockNet tweets), transcripts."),
+    until: str = typer.Option(..., help="Last publication date (ISO) of the training documents; score only later text."),
+    prices: str = typer.Option("stock_prices", help="Price source for the announcement returns (see `altsignal research`)."),
+    alpha_plus: float = typer.Option(0.05, help="Screening margin above the base rate of positive returns."),
+    alpha_minus: float = typer.Option(0.05, help="Screening margin below it."),
+    min_docs: int = typer.Option(20, help="Documents a word must appear in."),
+    penalty: float = typer.Option(1.0, help="Weight of the log(p(1-p)) prior when scoring."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (JSON; records its training period)."),
+) -> None:
+    """Train SESTM (Ke, Kelly & Xiu) on documents and their 3-day announcement returns up to --until."""
+    import json
+
+    import pandas as pd
+
+    from core.rejects import Rejects
+    from nlp.readers.documents import load_preset
+    from nlp.sestm import SestmConfig
+    from signals.research.prices import load_prices
+    from signals.research.sestm import single_ticker, train_sestm
+
+    cfg = SestmConfig(alpha_plus=alpha_plus, alpha_minus=alpha_minus, min_docs=min_docs, penalty=penalty)
+    docs = load_preset(preset, Rejects())
+    first = pd.to_datetime(docs["published_at"], utc=True).min().tz_convert(None)
+    px = load_prices(prices, sorted(single_ticker(docs)["ticker"].unique()), first - pd.Timedelta(days=10),
+                     pd.Timestamp(until) + pd.Timedelta(days=10))
+    model, counts = train_sestm(docs, px, until, cfg)
+    model.save(out)
+    typer.echo(f"wrote {out}")
+    typer.echo(json.dumps({"model": str(out), "text_period": model.text_period, **counts}))
+
+
 def register(app: typer.Typer) -> None:
     for name, command in (("finetune", finetune_cmd), ("eval", eval_cmd), ("explain", explain_cmd),
-                          ("fetch-mpnet", fetch_mpnet_cmd)):
+                          ("fetch-mpnet", fetch_mpnet_cmd), ("train-sestm", train_sestm_cmd)):
         models_app.command(name)(command)
         alias_command(app, name, command, f"altsignal models {name}")
     app.add_typer(models_app, name="models")

@@ -120,22 +120,38 @@ def sample_calls(
 def lexicon(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the Score rows (then `research store --scores` it)."),
     preset: str = typer.Option("transcripts", help="Document preset to read: transcripts (MAEC), social (StockNet), news."),
-    method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media)."),
+    method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media) | "
+                               "sestm (a model of `altsignal models train-sestm`, see --model)."),
+    model: Optional[Path] = typer.Option(None, help="SESTM model folder (--method sestm): only documents published after "
+                                         "its training period are scored."),
 ) -> None:
-    """Whole-document lexicon tone as Score rows (one unit per document; no model, so no training period)."""
+    """Whole-document lexicon (or SESTM) tone as Score rows, one unit per document."""
+    from core.atomic import atomic_path
     from core.rejects import Rejects
     from nlp.readers.documents import load_preset
     from signals.research.lexicon import lexicon_scores
 
-    if method not in ("lm", "vader"):
-        raise typer.BadParameter(f"--method must be lm or vader, got {method!r}")
+    if method not in ("lm", "vader", "sestm"):
+        raise typer.BadParameter(f"--method must be lm, vader or sestm, got {method!r}")
+    if (method == "sestm") != (model is not None):
+        raise typer.BadParameter("--model goes with --method sestm, and --method sestm needs --model")
     rejects = Rejects()
     docs = load_preset(preset, rejects)
+    refused = 0
+    if method == "sestm":
+        from nlp.registry import scorers
+        from signals.research.sestm import sestm_scores
+
+        rows, refused = sestm_scores(docs, scorers.get("sestm").load(model))
+    else:
+        rows = lexicon_scores(docs, method)
     folder = out / "scores" / f"source={docs['source'].iloc[0]}"
     folder.mkdir(parents=True, exist_ok=True)
-    lexicon_scores(docs, method).to_parquet(folder / "part-0.parquet", index=False)
-    typer.echo(f"scored {len(docs):,} documents with the {method} lexicon ({len(rejects)} rejected: "
-               f"{rejects.counts()}) -> {out}")
+    with atomic_path(folder / "part-0.parquet") as tmp:
+        rows.to_parquet(tmp, index=False)
+    typer.echo(f"scored {len(rows):,} documents with {method} ({len(rejects)} rejected: {rejects.counts()}"
+               + (f"; {refused:,} published inside or before the model's training period not scored" if method == "sestm" else "")
+               + f") -> {out}")
 
 
 @research_app.command("tearsheet")
@@ -166,6 +182,7 @@ def books(
     entry: str = _ENTRY, open_cutoff: str = _OPEN_CUTOFF,
     top: int = typer.Option(0, min=0, help="Names per side (0: use --quantiles)."),
     quantiles: int = typer.Option(5, min=2, help="Long the top and short the bottom of this many quantiles (when --top 0)."),
+    min_entities: int = typer.Option(5, min=2, help="Sessions with fewer valued names form no book."),
     weighting: str = typer.Option("equal", help="equal | value (trailing dollar volume, a liquidity proxy)."),
     holding: int = typer.Option(1, min=1, help="Sessions each day's book is held (overlapping books averaged)."),
     cost_bps: float = typer.Option(10.0, min=0, help="Cost in bps per unit of traded weight."),
@@ -180,7 +197,7 @@ def books(
 
     if weighting not in ("equal", "value"):
         raise UsageError(f"--weighting must be equal or value, got {weighting!r}")
-    cfg = _config(entry, open_cutoff, books={"top": top, "quantiles": quantiles, "weighting": weighting,
+    cfg = _config(entry, open_cutoff, books={"top": top, "quantiles": quantiles, "min_entities": min_entities, "weighting": weighting,
                                               "holding": holding, "cost_bps": cost_bps})
     provider = _provider(db)
     px = _prices(provider, prices, market, start, end, 120, 30, cfg)
