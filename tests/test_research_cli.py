@@ -121,7 +121,7 @@ def test_books_command_open_entry(store):
     assert summary["report"] == "books" and summary["entry"] == "open" and summary["sessions"] > 40
     assert {"net_sharpe", "net_t", "turnover", "overnight_mean", "intraday_mean"} <= set(summary)
     daily = pd.read_parquet(out / "tables" / "daily.parquet")
-    assert (daily["names"] <= 6).all() and (daily["gross"] - daily["net"] >= 0).all()
+    assert (daily["names"] <= 12).all() and (daily["gross"] - daily["net"] >= 0).all()
     assert "09:00" in (out / "report.md").read_text() and (out / "figures" / "cumulative.png").stat().st_size > 0
     splits = pd.read_parquet(out / "tables" / "splits.parquet")
     assert set(splits["split"]) == {"size", "volatility"}
