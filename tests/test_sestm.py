@@ -48,3 +48,20 @@ def test_sestm_recovers_planted_words_and_scores_new_text(tmp_path):
 def test_sestm_refuses_too_little_data():
     with pytest.raises(UsageError, match="at least"):
         fit_sestm(["a b"] * 10, np.ones(10))
+
+
+@pytest.mark.slow  # imports the model stack (torch) through altsignal.stages
+def test_run_refuses_a_sestm_model_trained_on_its_period(tmp_path):
+    import pandas as pd
+
+    from altsignal.stages import check_text_period
+
+    texts, returns, _ = _corpus(600, seed=2)
+    folder = fit_sestm(texts, returns, SestmConfig(min_docs=30), text_period=["2014-01-01T00:00:00+00:00", "2015-06-30T20:00:00+00:00"]).save(tmp_path / "m")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pd.DataFrame({"published_at": pd.to_datetime(["2015-06-01", "2015-09-01"], utc=True)}).to_parquet(docs / "a.parquet")
+    with pytest.raises(UsageError, match="overlaps"):
+        check_text_period(folder, docs, allow=False)
+    pd.DataFrame({"published_at": pd.to_datetime(["2015-08-01", "2015-09-01"], utc=True)}).to_parquet(docs / "a.parquet")
+    assert check_text_period(folder, docs, allow=False)["model_text"] == ["2014-01-01", "2015-06-30"]

@@ -51,7 +51,8 @@ def train_sestm(docs: pd.DataFrame, prices: Prices, until, cfg: SestmConfig = Se
     if not counts["with_return"]:
         raise UsageError(f"no document up to {until} has an announcement return", hint="check --prices and the dates")
     used = train[y.notna()]
-    period = [str(pd.Timestamp(used["published_at"].min()).date()), str(pd.Timestamp(used["published_at"].max()).date())]
+    published = pd.to_datetime(used["published_at"], utc=True)
+    period = [published.min().isoformat(), published.max().isoformat()]  # as distillation records it
     model = fit_sestm(used["text"].tolist(), y[y.notna()].to_numpy(), cfg, text_period=period)
     counts["words"] = len(model.words)
     return model, counts
@@ -63,5 +64,7 @@ def sestm_scores(docs: pd.DataFrame, scorer: SestmScorer) -> tuple[pd.DataFrame,
     period = scorer.model.text_period
     if not period:
         raise UsageError("this SESTM model does not record its training period; retrain it with `altsignal models train-sestm`")
-    after = pd.to_datetime(docs["published_at"], utc=True) >= pd.Timestamp(period[1], tz="UTC") + pd.Timedelta(days=1)
+    end = pd.Timestamp(period[1])
+    end = end if end.tzinfo else end.tz_localize("UTC") + pd.Timedelta(days=1)  # a bare date covers its whole day
+    after = pd.to_datetime(docs["published_at"], utc=True) > end
     return whole_document_scores(docs[after], scorer), int((~after).sum())
