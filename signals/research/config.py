@@ -88,8 +88,8 @@ class MarketTestConfig(Strict):
 
 
 class EventConfig(Strict):
-    """Event windows are inclusive ``(first, last)`` event days; day k is the return from the close of
-    session entry+k to the close of entry+k+1, so day 0 is the first return after entry. Windows that
+    """Event windows are inclusive ``(first, last)`` event days; day k is the return from the entry price
+    (close, or open for open entry) of session entry+k to that of entry+k+1, so day 0 is the first return after entry. Windows that
     start before day 0 are pre-entry diagnostics (not tradable) and are labeled as such."""
 
 
