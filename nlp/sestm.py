@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
-from scipy.stats import rankdata
+from scipy.stats import rankdata, spearmanr
 
 from core.atomic import write_json
 from core.config_files import Strict
@@ -47,6 +48,15 @@ class SestmConfig(Strict):
     min_docs: int = Field(20, ge=1)  # a word must appear in this many training documents
     penalty: float = Field(1.0, ge=0)  # lambda of the log(p (1 - p)) prior when scoring
     grid: int = Field(999, ge=9)  # p values searched when scoring
+
+
+class SestmGrid(Strict):
+    """Settings tried on a validation block (:func:`validate_sestm`); the screening margin is one
+    ``alpha`` for both sides, as KKX tune it."""
+
+    alpha: list[float] = [0.02, 0.05, 0.1]
+    min_docs: list[int] = [10, 20, 50]
+    penalty: list[float] = [0.0, 1.0, 5.0]
 
 
 def _vectorizer(vocabulary=None):
@@ -78,6 +88,10 @@ class Sestm:
         fit = np.asarray(counts @ loglik) / np.maximum(s, 1)[:, None] + cfg.penalty * np.log(grid * (1 - grid))[None, :]
         p = grid[fit.argmax(axis=1)]
         return np.where(s > 0, p, 0.5)
+
+    def with_penalty(self, penalty: float) -> "Sestm":
+        """The same topics scored with another prior weight (the penalty plays no part in fitting)."""
+        return replace(self, config={**self.config, "penalty": penalty})
 
     def save(self, out: str | Path) -> Path:
         out = Path(out)
@@ -129,6 +143,36 @@ def fit_sestm(texts: Sequence[str], returns, cfg: SestmConfig = SestmConfig(), t
     o = o / o.sum(axis=0, keepdims=True)
     return Sestm(words=[str(x) for x in words], o_pos=o[:, 0].tolist(), o_neg=o[:, 1].tolist(),
                  config=cfg.model_dump(), base_rate=base, n_docs=int(len(y)), text_period=text_period)
+
+
+def validate_sestm(train_texts: Sequence[str], train_returns, valid_texts: Sequence[str], valid_returns,
+                   grid: SestmGrid = SestmGrid()) -> tuple[SestmConfig, pd.DataFrame]:
+    """Fit each grid point on the training block and rank it by its validation rank IC: the
+    Spearman correlation, over all validation documents (those without a screened word score 1/2),
+    between the estimated p and the announcement return. Returns the best settings and the table
+    (``rank_ic`` NaN and ``words`` 0 where screening kept too few words)."""
+    valid_texts = list(valid_texts)
+    y = np.asarray(valid_returns, dtype=float)
+    rows = []
+    for alpha in grid.alpha:
+        for min_docs in grid.min_docs:
+            cfg = SestmConfig(alpha_plus=alpha, alpha_minus=alpha, min_docs=min_docs)
+            try:
+                model = fit_sestm(train_texts, train_returns, cfg)
+            except UsageError:  # this point screens out (almost) every word: it cannot be chosen
+                rows += [{"alpha": alpha, "min_docs": min_docs, "penalty": pen, "words": 0, "rank_ic": np.nan}
+                         for pen in grid.penalty]
+                continue
+            for pen in grid.penalty:
+                p = model.with_penalty(pen).sentiment(valid_texts)
+                ic = spearmanr(p, y).statistic if np.ptp(p) > 0 else np.nan
+                rows.append({"alpha": alpha, "min_docs": min_docs, "penalty": pen, "words": len(model.words), "rank_ic": ic})
+    table = pd.DataFrame(rows)
+    if table["rank_ic"].isna().all():
+        raise UsageError("no SESTM setting in the grid gives a validation score", hint="widen the grid or the training block")
+    best = table.loc[table["rank_ic"].idxmax()]
+    return SestmConfig(alpha_plus=best["alpha"], alpha_minus=best["alpha"], min_docs=int(best["min_docs"]),
+                       penalty=best["penalty"]), table
 
 
 @scorers.register("sestm")

@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import UsageError
 from nlp.registry import scorers
-from nlp.sestm import Sestm, SestmConfig, fit_sestm
+from nlp.sestm import Sestm, SestmConfig, SestmGrid, fit_sestm, validate_sestm
 
 POSITIVE = ["surge", "beat", "upgrade", "record", "boost"]
 NEGATIVE = ["plunge", "miss", "downgrade", "lawsuit", "recall"]
@@ -65,3 +65,16 @@ def test_run_refuses_a_sestm_model_trained_on_its_period(tmp_path):
         check_text_period(folder, docs, allow=False)
     pd.DataFrame({"published_at": pd.to_datetime(["2015-08-01", "2015-09-01"], utc=True)}).to_parquet(docs / "a.parquet")
     assert check_text_period(folder, docs, allow=False)["model_text"] == ["2014-01-01", "2015-06-30"]
+
+
+def test_validation_picks_a_grid_point_that_screens_and_scores_best():
+    texts, returns, _ = _corpus(1500, seed=3)
+    valid, valid_returns, _ = _corpus(400, seed=4)
+    grid = SestmGrid(alpha=[0.1, 0.45], min_docs=[30], penalty=[0.0, 1.0])  # alpha 0.45 screens out every word
+    cfg, table = validate_sestm(texts, returns, valid, valid_returns, grid)
+    assert len(table) == 4 and table.loc[table["alpha"] == 0.45, "rank_ic"].isna().all()
+    assert cfg.alpha_plus == cfg.alpha_minus == 0.1 and cfg.min_docs == 30
+    assert cfg.penalty == table.loc[table["rank_ic"].idxmax(), "penalty"]
+    assert table["rank_ic"].max() > 0.3
+    with pytest.raises(UsageError, match="no SESTM setting"):
+        validate_sestm(texts, returns, valid, valid_returns, SestmGrid(alpha=[0.45], min_docs=[30], penalty=[1.0]))

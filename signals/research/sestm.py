@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import UsageError
-from nlp.sestm import Sestm, SestmConfig, SestmScorer, fit_sestm
+from nlp.sestm import Sestm, SestmConfig, SestmGrid, SestmScorer, fit_sestm, validate_sestm
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.research.lexicon import whole_document_scores
 from signals.research.prices import Prices
@@ -39,9 +39,9 @@ def announcement_returns(docs: pd.DataFrame, prices: Prices, cfg: ResearchConfig
     return pd.Series(np.expm1(out), index=docs.index)
 
 
-def train_sestm(docs: pd.DataFrame, prices: Prices, until, cfg: SestmConfig = SestmConfig(),
-                research: ResearchConfig = DEFAULT_RESEARCH) -> tuple[Sestm, dict]:
-    """SESTM fit on the single-ticker documents published up to ``until`` (inclusive, a date)."""
+def _with_returns(docs: pd.DataFrame, prices: Prices, until, research: ResearchConfig) -> tuple[pd.DataFrame, pd.Series, dict]:
+    """Single-ticker documents published up to ``until`` (inclusive, a date) that have an
+    announcement return, the returns, and counts of what was kept."""
     one = single_ticker(docs)
     end = pd.Timestamp(until).tz_localize(research.sessions.tz) + pd.Timedelta(days=1)
     train = one[pd.to_datetime(one["published_at"], utc=True) < end]
@@ -50,12 +50,35 @@ def train_sestm(docs: pd.DataFrame, prices: Prices, until, cfg: SestmConfig = Se
               "with_return": int(y.notna().sum())}
     if not counts["with_return"]:
         raise UsageError(f"no document up to {until} has an announcement return", hint="check --prices and the dates")
-    used = train[y.notna()]
+    return train[y.notna()], y[y.notna()], counts
+
+
+def train_sestm(docs: pd.DataFrame, prices: Prices, until, cfg: SestmConfig = SestmConfig(),
+                research: ResearchConfig = DEFAULT_RESEARCH) -> tuple[Sestm, dict]:
+    """SESTM fit on the single-ticker documents published up to ``until`` (inclusive, a date)."""
+    used, y, counts = _with_returns(docs, prices, until, research)
     published = pd.to_datetime(used["published_at"], utc=True)
     period = [published.min().isoformat(), published.max().isoformat()]  # as distillation records it
-    model = fit_sestm(used["text"].tolist(), y[y.notna()].to_numpy(), cfg, text_period=period)
+    model = fit_sestm(used["text"].tolist(), y.to_numpy(), cfg, text_period=period)
     counts["words"] = len(model.words)
     return model, counts
+
+
+def choose_sestm(docs: pd.DataFrame, prices: Prices, validate_from, until, grid: SestmGrid = SestmGrid(),
+                 research: ResearchConfig = DEFAULT_RESEARCH) -> tuple[SestmConfig, pd.DataFrame, dict]:
+    """Settings chosen on a validation block: fit each grid point on documents published before
+    ``validate_from``, rank them on those from ``validate_from`` to ``until`` (both dates, New York),
+    with :func:`nlp.sestm.validate_sestm`. Everything here precedes ``until``, so the test period
+    after it stays unseen; retrain on the whole span with the chosen settings."""
+    used, y, counts = _with_returns(docs, prices, until, research)
+    start = pd.Timestamp(validate_from).tz_localize(research.sessions.tz)
+    valid = (pd.to_datetime(used["published_at"], utc=True) >= start).to_numpy()
+    counts.update(training_block=int((~valid).sum()), validation_block=int(valid.sum()))
+    if not valid.any() or valid.all():
+        raise UsageError(f"--validate-from {validate_from} leaves an empty training or validation block before {until}")
+    texts = used["text"].to_numpy()
+    cfg, table = validate_sestm(texts[~valid], y[~valid], texts[valid], y[valid], grid)
+    return cfg, table, counts
 
 
 def sestm_scores(docs: pd.DataFrame, scorer: SestmScorer) -> tuple[pd.DataFrame, int]:
