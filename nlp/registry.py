@@ -57,6 +57,6 @@ class Registry:
         return list(self._entries)
 
 
-scorers = Registry("scorer", ("nlp.lexicon", "nlp.scorer"))
+scorers = Registry("scorer", ("nlp.lexicon", "nlp.sestm", "nlp.scorer"))
 baselines = Registry("baseline", ("nlp.models.baselines",))
 readers = Registry("labeled-set reader", ("nlp.labeled_sets",))

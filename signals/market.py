@@ -241,7 +241,7 @@ def french_known_at(index: pd.DatetimeIndex, cfg: SignalsConfig = DEFAULT_CONFIG
 
 
 def load_sp500(source: str | Path = "packaged") -> pd.DataFrame:
-    """S&P 500 daily closes (``close``) indexed by session ``date``.
+    """S&P 500 daily closes (``close``; ``open`` too from a Yahoo file) indexed by session ``date``.
 
     ``"packaged"`` = ``arch.data.sp500`` (1999..2018); a path = Yahoo's ``^GSPC.csv`` layout.
     """
@@ -255,7 +255,8 @@ def load_sp500(source: str | Path = "packaged") -> pd.DataFrame:
         missing = {"Date", "Close"} - set(raw.columns)
         if missing:
             raise ValueError(f"{source}: S&P 500 file lacks columns {sorted(missing)} (Yahoo layout expected)")
-        out = raw.set_index(pd.to_datetime(raw["Date"], format="%Y-%m-%d"))[["Close"]].rename(columns={"Close": "close"})
+        cols = ["Close", "Open"] if "Open" in raw.columns else ["Close"]
+        out = raw.set_index(pd.to_datetime(raw["Date"], format="%Y-%m-%d"))[cols].rename(columns=str.lower)
     out.index = pd.DatetimeIndex(out.index, name="date")
     return out.sort_index().astype(float)
 

@@ -108,7 +108,7 @@ def _commands(*group: str) -> set[str]:
 
 def test_groups_show_the_new_names_and_hide_the_old():
     assert _commands() == {"data", "models", "score", "features", "timing", "research", "run", "replay", "rollback"}
-    assert _commands("models") == {"finetune", "eval", "explain", "fetch-mpnet"}
+    assert _commands("models") == {"finetune", "eval", "explain", "fetch-mpnet", "train-sestm"}
 
 
 @pytest.mark.parametrize("command, new, old", [
@@ -126,9 +126,9 @@ def test_options_show_the_new_name_and_hide_the_old(command, new, old):
 
 @pytest.mark.parametrize("command", [
     ("data", "splits"), ("data", "load"), ("score",), ("models", "finetune"), ("models", "eval"),
-    ("models", "explain"), ("models", "fetch-mpnet"), ("features", "export"), ("research", "sample-calls"),
+    ("models", "explain"), ("models", "fetch-mpnet"), ("models", "train-sestm"), ("features", "export"), ("research", "sample-calls"),
     ("research", "lexicon"), ("research", "tearsheet"), ("research", "market"), ("research", "events"),
-    ("research", "stocknet"),
+    ("research", "stocknet"), ("research", "books"),
 ])
 def test_every_command_that_writes_takes_out(command):
     text = _help(*command)

@@ -110,6 +110,35 @@ def test_stocknet_benchmark_on_a_few_weeks(store):
     assert set(bench.dev["design"]) == {"prices + text", "prices only"}
 
 
+@pytest.mark.slow
+def test_books_command_open_entry(store):
+    # the CI-sized run of issue 25: daily books at the open on real prices (stock_prices OHLC)
+    root, db = store
+    out = root / "books"
+    summary = _run(["books", "--db", str(db), "--source", "social", "--feature", "mean_score", "--entry", "open",
+                    "--open-cutoff", "09:00", "--top", "3", "--holding", "2", "--cost-bps", "5",
+                    "--start", START, "--end", END, "--out", str(out)])
+    assert summary["report"] == "books" and summary["entry"] == "open" and summary["sessions"] > 40
+    assert {"net_sharpe", "net_t", "turnover", "overnight_mean", "intraday_mean"} <= set(summary)
+    daily = pd.read_parquet(out / "tables" / "daily.parquet")
+    assert (daily["names"] <= 12).all() and (daily["gross"] - daily["net"] >= 0).all()
+    assert "09:00" in (out / "report.md").read_text() and (out / "figures" / "cumulative.png").stat().st_size > 0
+    splits = pd.read_parquet(out / "tables" / "splits.parquet")
+    assert set(splits["split"]) == {"size", "volatility"}
+
+
+@pytest.mark.slow
+def test_open_entry_without_opens_and_on_close_only_commands_is_refused(store):
+    root, db = store
+    res = CliRunner().invoke(app, ["research", "stocknet", "--db", str(db), "--entry", "open"])
+    assert res.exit_code != 0 and "no open entry" in res.output
+    res = CliRunner().invoke(app, ["research", "books", "--db", str(db), "--source", "social", "--entry", "open",
+                                   "--prices", "stocknet", "--start", START, "--end", END])
+    assert res.exit_code != 0 and "needs open prices" in res.output
+    res = CliRunner().invoke(app, ["research", "books", "--db", str(db), "--entry", "open", "--open-cutoff", "10:00"])
+    assert res.exit_code != 0 and "after the 09:30 open" in res.output
+
+
 def test_missing_store_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(app, ["research", "tearsheet", "--db", str(tmp_path / "none.duckdb")])
     assert res.exit_code != 0

@@ -170,9 +170,55 @@ def fetch_mpnet_cmd(
     typer.echo(f"wrote {path}")
 
 
+def train_sestm_cmd(
+    preset: str = typer.Option("news", help="Document preset: news (Benzinga headlines), social (StockNet tweets), transcripts."),
+    until: str = typer.Option(..., help="Last publication date (ISO) of the training documents; score only later text."),
+    validate_from: str | None = typer.Option(None, help="Choose alpha, min-docs and penalty (grid: nlp.sestm.SestmGrid) "
+                                             "by validation rank IC on documents from this date to --until, fitting on "
+                                             "those before it; then retrain on all of them with the chosen settings."),
+    prices: str = typer.Option("stock_prices", help="Price source for the announcement returns (see `altsignal research`)."),
+    alpha: float | None = typer.Option(None, help="Screening margin above and below the base rate of positive returns [0.05]."),
+    min_docs: int | None = typer.Option(None, help="Documents a word must appear in [20]."),
+    penalty: float | None = typer.Option(None, help="Weight of the log(p(1-p)) prior when scoring [1]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (JSON; records its training period)."),
+) -> None:
+    """Train SESTM (Ke, Kelly & Xiu) on documents and their 3-day announcement returns up to --until."""
+    import json
+
+    import pandas as pd
+
+    from core.atomic import atomic_write_text
+    from core.rejects import Rejects
+    from nlp.readers.documents import load_preset
+    from nlp.sestm import SestmConfig
+    from signals.research.prices import load_prices
+    from signals.research.sestm import choose_sestm, single_ticker, train_sestm
+
+    given = {k: v for k, v in (("alpha_plus", alpha), ("alpha_minus", alpha), ("min_docs", min_docs), ("penalty", penalty))
+             if v is not None}
+    if validate_from and given:
+        raise UsageError("--validate-from chooses --alpha, --min-docs and --penalty; give either it or them")
+    docs = load_preset(preset, Rejects())
+    first = pd.to_datetime(docs["published_at"], utc=True).min().tz_convert(None)
+    px = load_prices(prices, sorted(single_ticker(docs)["ticker"].unique()), first - pd.Timedelta(days=10),
+                     pd.Timestamp(until) + pd.Timedelta(days=10))
+    cfg, validation = SestmConfig(**given), {}
+    if validate_from:
+        cfg, table, split = choose_sestm(docs, px, validate_from, until)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "validation.csv", table.to_csv(index=False))
+        typer.echo(table.to_string(index=False))
+        validation = {"validate_from": validate_from, **split, "chosen": cfg.model_dump(exclude={"grid"}),
+                      "validation_rank_ic": round(float(table["rank_ic"].max()), 4)}
+    model, counts = train_sestm(docs, px, until, cfg)
+    model.save(out)
+    typer.echo(f"wrote {out}")
+    typer.echo(json.dumps({"model": str(out), "text_period": model.text_period, **counts, **validation}))
+
+
 def register(app: typer.Typer) -> None:
     for name, command in (("finetune", finetune_cmd), ("eval", eval_cmd), ("explain", explain_cmd),
-                          ("fetch-mpnet", fetch_mpnet_cmd)):
+                          ("fetch-mpnet", fetch_mpnet_cmd), ("train-sestm", train_sestm_cmd)):
         models_app.command(name)(command)
         alias_command(app, name, command, f"altsignal models {name}")
     app.add_typer(models_app, name="models")

@@ -23,21 +23,38 @@ research_app = typer.Typer(help="Signal research: tear sheets, market tests, eve
 _DB = typer.Option(..., help="Feature store built with `altsignal research store` (or `features build`).")
 _PRICES = typer.Option("stock_prices", help="stock_prices | stocknet (shared datasets) | a Parquet/CSV with date, ticker, close.")
 _MARKET = typer.Option(None, help="Market index file in Yahoo layout (default: the shared vix_and_market/^GSPC.csv).")
-_ENTRY = typer.Option("after", help="after (default): enter at the first close strictly after known_at; at: loosened, at or after.")
+_ENTRY = typer.Option("close", help="close (default): enter at the first close strictly after known_at; open: at the open of "
+                      "the session whose --open-cutoff comes after known_at; at: loosened close entry, at or after known_at.")
+_OPEN_CUTOFF = typer.Option("09:30", help="Open entry: text known before this New York time trades at that day's open "
+                            "(09:00 = Ke, Kelly & Xiu), else at the next open.")
 _START = typer.Option(None, help="First feature date (ISO).")
 _END = typer.Option(None, help="Last feature date (ISO).")
 
 
-def _config(entry: str, **sections):
-    from core.errors import UsageError
-    from signals.research.config import DEFAULT_RESEARCH
+def _config(entry: str, open_cutoff: str = "09:30", **sections):
+    from pydantic import ValidationError
 
-    if entry not in ("after", "at"):
-        raise UsageError(f"--entry must be 'after' or 'at', got {entry!r}")
-    update = {"entry": DEFAULT_RESEARCH.entry.model_copy(update={"rule": entry})}
+    from core.errors import UsageError
+    from signals.research.config import DEFAULT_RESEARCH, EntryConfig
+
+    if entry not in ("close", "open", "at"):
+        raise UsageError(f"--entry must be close, open or at, got {entry!r}")
+    try:
+        rule = EntryConfig(price="open" if entry == "open" else "close", rule="at" if entry == "at" else "after",
+                           open_cutoff=open_cutoff)
+    except ValidationError as exc:
+        raise UsageError(f"--open-cutoff {open_cutoff}: {exc.errors()[0]['msg']}") from None
+    update = {"entry": rule}
     for name, values in sections.items():
         update[name] = getattr(DEFAULT_RESEARCH, name).model_copy(update=values)
     return DEFAULT_RESEARCH.model_copy(update=update)
+
+
+def _close_only(cfg, command: str, why: str) -> None:
+    from core.errors import UsageError
+
+    if cfg.entry.price == "open":
+        raise UsageError(f"research {command} has no open entry: {why}", hint="use --entry close (or at)")
 
 
 def _provider(db: Path):
@@ -75,11 +92,13 @@ def store(
     scores: list[Path] = typer.Option(..., help="Score output folder of `altsignal score` (repeatable)."),
     db: Path = typer.Option(..., help="Feature store to create or extend."),
     arrival: str = typer.Option("published", help="published: documents known when published (backfill); now: keep the scorer's ingested_at."),
+    cutoff: Optional[str] = typer.Option(None, help="Document cut-off of each session, HH:MM New York (default 16:00; 09:00 or "
+                                         "09:30 dates pre-open news to that day, for --entry open). Use a new --db per cut-off."),
 ) -> None:
     """Build a feature store from score folders (a backfill takes each document as known when published)."""
     from signals.research.runs import store_from_scores
 
-    counts = store_from_scores([str(s) for s in scores], db, arrival)
+    counts = store_from_scores([str(s) for s in scores], db, arrival, cutoff)
     typer.echo(f"{db}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
 
 
@@ -101,22 +120,38 @@ def sample_calls(
 def lexicon(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the Score rows (then `research store --scores` it)."),
     preset: str = typer.Option("transcripts", help="Document preset to read: transcripts (MAEC), social (StockNet), news."),
-    method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media)."),
+    method: str = typer.Option("lm", help="lm (Loughran-McDonald net tone, for calls) | vader (for social media) | "
+                               "sestm (a model of `altsignal models train-sestm`, see --model)."),
+    model: Optional[Path] = typer.Option(None, help="SESTM model folder (--method sestm): only documents published after "
+                                         "its training period are scored."),
 ) -> None:
-    """Whole-document lexicon tone as Score rows (one unit per document; no model, so no training period)."""
+    """Whole-document lexicon (or SESTM) tone as Score rows, one unit per document."""
+    from core.atomic import atomic_path
     from core.rejects import Rejects
     from nlp.readers.documents import load_preset
     from signals.research.lexicon import lexicon_scores
 
-    if method not in ("lm", "vader"):
-        raise typer.BadParameter(f"--method must be lm or vader, got {method!r}")
+    if method not in ("lm", "vader", "sestm"):
+        raise typer.BadParameter(f"--method must be lm, vader or sestm, got {method!r}")
+    if (method == "sestm") != (model is not None):
+        raise typer.BadParameter("--model goes with --method sestm, and --method sestm needs --model")
     rejects = Rejects()
     docs = load_preset(preset, rejects)
+    refused = 0
+    if method == "sestm":
+        from nlp.registry import scorers
+        from signals.research.sestm import sestm_scores
+
+        rows, refused = sestm_scores(docs, scorers.get("sestm").load(model))
+    else:
+        rows = lexicon_scores(docs, method)
     folder = out / "scores" / f"source={docs['source'].iloc[0]}"
     folder.mkdir(parents=True, exist_ok=True)
-    lexicon_scores(docs, method).to_parquet(folder / "part-0.parquet", index=False)
-    typer.echo(f"scored {len(docs):,} documents with the {method} lexicon ({len(rejects)} rejected: "
-               f"{rejects.counts()}) -> {out}")
+    with atomic_path(folder / "part-0.parquet") as tmp:
+        rows.to_parquet(tmp, index=False)
+    typer.echo(f"scored {len(rows):,} documents with {method} ({len(rejects)} rejected: {rejects.counts()}"
+               + (f"; {refused:,} published inside or before the model's training period not scored" if method == "sestm" else "")
+               + f") -> {out}")
 
 
 @research_app.command("tearsheet")
@@ -125,16 +160,49 @@ def tearsheet(
     source: str = typer.Option("social", help="Feature source: news, social, transcript or all."),
     feature: list[str] = typer.Option(["tone", "mean_score", "abnormal_volume"], help="Feature column (repeatable)."),
     prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
-    entry: str = _ENTRY,
+    entry: str = _ENTRY, open_cutoff: str = _OPEN_CUTOFF,
     out: Path = typer.Option(Path("runs/research/tearsheet"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Cross-sectional tear sheet (IC, rank IC, decay, quantiles, turnover, coverage) of per-ticker features."""
     from signals.research.runs import tearsheet_report
 
-    cfg = _config(entry)
+    cfg = _config(entry, open_cutoff)
     provider = _provider(db)
     px = _prices(provider, prices, market, start, end, 10, 45, cfg)
     report, summary = tearsheet_report(provider, px, source, feature, start, end, cfg)
+    _finish(report, summary, out)
+
+
+@research_app.command("books")
+def books(
+    db: Path = _DB,
+    source: str = typer.Option("news", help="Feature source: news, social, transcript or a derived source."),
+    feature: str = typer.Option("tone", help="Per-entity feature column that ranks the names."),
+    prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
+    entry: str = _ENTRY, open_cutoff: str = _OPEN_CUTOFF,
+    top: int = typer.Option(0, min=0, help="Names per side (0: use --quantiles)."),
+    quantiles: int = typer.Option(5, min=2, help="Long the top and short the bottom of this many quantiles (when --top 0)."),
+    min_entities: int = typer.Option(5, min=2, help="Sessions with fewer valued names form no book."),
+    weighting: str = typer.Option("equal", help="equal | value (trailing dollar volume, a liquidity proxy)."),
+    holding: int = typer.Option(1, min=1, help="Sessions each day's book is held (overlapping books averaged)."),
+    cost_bps: float = typer.Option(10.0, min=0, help="Cost in bps per unit of traded weight."),
+    factors: Optional[Path] = typer.Option(None, help="Ken French daily files folder for the alpha (default: the shared fama_french)."),
+    out: Path = typer.Option(Path("runs/research/books"), "--out", "-o", help="Report folder."),
+) -> None:
+    """Daily long-short books on a per-entity feature: net Sharpe, Newey-West t, turnover, legs, FF alpha, splits."""
+    from core.errors import UsageError
+    from core.paths import dataset_path
+    from signals.market import load_french
+    from signals.research.runs import books_report
+
+    if weighting not in ("equal", "value"):
+        raise UsageError(f"--weighting must be equal or value, got {weighting!r}")
+    cfg = _config(entry, open_cutoff, books={"top": top, "quantiles": quantiles, "min_entities": min_entities, "weighting": weighting,
+                                              "holding": holding, "cost_bps": cost_bps})
+    provider = _provider(db)
+    px = _prices(provider, prices, market, start, end, 120, 30, cfg)
+    ff = load_french("daily", factors or dataset_path("fama_french"))
+    report, summary = books_report(provider, px, source, feature, start, end, cfg, ff)
     _finish(report, summary, out)
 
 
@@ -154,6 +222,7 @@ def market(
     from signals.research.runs import market_report
 
     cfg = _config(entry, market={"min_train": min_train})
+    _close_only(cfg, "market", "the factor returns are close to close")
     provider = _provider(db)
     ff = load_french("daily", factors or dataset_path("fama_french"))
     report, summary = market_report(provider, ff, source, feature, start, end, cfg)
@@ -177,13 +246,13 @@ def events(
     window: list[str] = typer.Option(["0,1", "2,20", "2,60", "-2,-1"], help="Event-day window 'first,last' after entry (repeatable)."),
     burst_z: Optional[float] = typer.Option(None, help="News bursts: rows whose abnormal_volume exceeds this (default for news: 2)."),
     prices: str = _PRICES, market: Optional[Path] = _MARKET, start: Optional[str] = _START, end: Optional[str] = _END,
-    entry: str = _ENTRY,
+    entry: str = _ENTRY, open_cutoff: str = _OPEN_CUTOFF,
     out: Path = typer.Option(Path("runs/research/events"), "--out", "-o", help="Report folder."),
 ) -> None:
     """Event study: CAR after document events by tone tercile, top-minus-bottom test clustered by date."""
     from signals.research.runs import event_frame, event_report
 
-    cfg = _config(entry, events={"windows": tuple(_window(w) for w in window)})
+    cfg = _config(entry, open_cutoff, events={"windows": tuple(_window(w) for w in window)})
     provider = _provider(db)
     # a derived source (signals.annotations: news.analyst_up, news.novel, ...) is its own event: every row
     if source != "transcript" and "." not in source and burst_z is None:
@@ -208,6 +277,7 @@ def stocknet(
     from signals.research.runs import stocknet_report
 
     cfg = _config(entry)
+    _close_only(cfg, "stocknet", "the benchmark's labels are close-to-close movements")
     sc = cfg.stocknet
     provider = _provider(db)
     start, end = pd.Timestamp(sc.train[0]) - pd.Timedelta(days=30), pd.Timestamp(sc.test[1])

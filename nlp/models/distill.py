@@ -95,13 +95,15 @@ def load_unlabeled(specs: list[str], seed: int, exclude: set[str] | None = None)
 def text_period(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last publication time of the dated text a model learned from, teachers included.
 
-    Recorded at distillation as ``extra["distillation"]["text_period"]``: the span of the sampled
+    Recorded at distillation as ``extra["distillation"]["text_period"]`` (SESTM: ``extra["text_period"]``): the span of the sampled
     unlabeled text joined with each teacher's own period (a student inherits what its teachers
     saw). None when the model learned only from the undated labeled sets (PhraseBank, TFNS).
     A model scoring text for a backtest must not have learned from that backtest's period
     (``altsignal.orchestrator`` refuses it).
     """
-    period = read_meta(path).extra.get("distillation", {}).get("text_period")
+    extra = read_meta(path).extra
+    # a return-supervised model (nlp.sestm) records the dated text it learned from at the top level
+    period = extra.get("text_period") or extra.get("distillation", {}).get("text_period")
     return None if not period else (pd.Timestamp(period[0]), pd.Timestamp(period[1]))
 
 

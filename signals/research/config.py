@@ -5,25 +5,44 @@ Horizons and windows are in sessions.
 """
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from core.config_files import Strict
 from signals.config import SessionConfig
 
 
 class EntryConfig(Strict):
-    """When a value known at ``known_at`` can be traded.
+    """When and at which price a value known at ``known_at`` is traded.
 
-    ``"after"`` (default, conservative): at the close of the first session whose close is strictly
-    after ``known_at``; a daily feature row dated D (known at D's 16:00 cutoff) enters at D+1's
-    close. ``"at"`` loosens this to a close at or after ``known_at`` (the row for D enters at D's
-    own close, as if the order were placed at the cutoff instant).
+    ``price="close"`` (default), ``rule="after"`` (conservative): at the close of the first session
+    whose close is strictly after ``known_at``; a daily feature row dated D (known at D's 16:00
+    cutoff) enters at D+1's close. ``rule="at"`` loosens this to a close at or after ``known_at``.
+
+    ``price="open"``: a value known strictly before ``open_cutoff`` (local time of the session
+    calendar) of session D trades at D's open, otherwise at the next session's open. The default
+    09:30 is New York's open; Ke, Kelly & Xiu count news up to 09:00 (``open_cutoff="09:00"``).
+    A cut-off after the open would trade on text not yet known, so it is refused.
     """
 
+    price: Literal["close", "open"] = "close"
+    rule: Literal["after", "at"] = "after"  # close entry only
+    open_cutoff: str = "09:30"
 
-    rule: Literal["after", "at"] = "after"
+    @field_validator("open_cutoff")
+    @classmethod
+    def _before_open(cls, v: str) -> str:
+        if time.fromisoformat(v) > time(9, 30):
+            raise ValueError(f"open_cutoff {v} is after the 09:30 open: the position would be entered before the text is known")
+        return v
+
+    @model_validator(mode="after")
+    def _rule_is_for_closes(self) -> "EntryConfig":
+        if self.price == "open" and self.rule != "after":
+            raise ValueError("rule='at' loosens close entry only; open entry has its cut-off (open_cutoff)")
+        return self
 
 
 class PriceQualityConfig(Strict):
@@ -41,14 +60,36 @@ class TearSheetConfig(Strict):
     annualization: int = 252
 
 
+class BookConfig(Strict):
+    """Daily long-short books: each entry session, long the highest-valued names and short the lowest.
+
+    ``top`` > 0: that many names per side; ``top=0``: the top and bottom of ``quantiles``. A book
+    formed at entry session e is held ``holding`` sessions; the daily portfolio is the average of
+    the last ``holding`` books (Jegadeesh-Titman overlap; a session without a book leaves its share
+    in cash). ``weighting="value"`` weights names by trailing dollar volume (close x volume over
+    ``size_window`` sessions before entry), a liquidity proxy because the price set has no share
+    counts. Costs are ``cost_bps`` per unit of one-way traded weight.
+    """
+
+    top: int = Field(0, ge=0)
+    quantiles: int = Field(5, ge=2)
+    weighting: Literal["equal", "value"] = "equal"
+    holding: int = Field(1, ge=1)
+    cost_bps: float = Field(10.0, ge=0)
+    min_entities: int = Field(5, ge=2)  # sessions with fewer valued names form no book
+    size_window: int = Field(20, ge=1)  # sessions of dollar volume for value weights and the size split
+    vol_window: int = Field(60, ge=5)  # sessions of returns for the volatility split
+    annualization: int = 252
+
+
 class MarketTestConfig(Strict):
     horizons: tuple[int, ...] = (1, 5)
     min_train: int = Field(252, ge=20)  # sessions before the first out-of-sample forecast
 
 
 class EventConfig(Strict):
-    """Event windows are inclusive ``(first, last)`` event days; day k is the return from the close of
-    session entry+k to the close of entry+k+1, so day 0 is the first return after entry. Windows that
+    """Event windows are inclusive ``(first, last)`` event days; day k is the return from the entry price
+    (close, or open for open entry) of session entry+k to that of entry+k+1, so day 0 is the first return after entry. Windows that
     start before day 0 are pre-entry diagnostics (not tradable) and are labeled as such."""
 
 
@@ -88,6 +129,7 @@ class ResearchConfig(Strict):
     entry: EntryConfig = EntryConfig()
     prices: PriceQualityConfig = PriceQualityConfig()
     tearsheet: TearSheetConfig = TearSheetConfig()
+    books: BookConfig = BookConfig()
     market: MarketTestConfig = MarketTestConfig()
     events: EventConfig = EventConfig()
     stocknet: StockNetConfig = StockNetConfig()

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.errors import UsageError
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.research.prices import Prices
-from signals.research.returns import entry_positions, event_day_matrix, market_model
+from signals.research.returns import at_entry, entry_positions, event_day_matrix, market_model
 from signals.research.stats import clustered_regression
 
 MODELS = ("market_model", "market_adjusted")
@@ -49,6 +50,9 @@ def expanding_groups(values: pd.Series, order: pd.Series, groups: int, min_prior
 
 def event_study(events: pd.DataFrame, prices: Prices, cfg: ResearchConfig = DEFAULT_RESEARCH) -> EventStudy:
     ec = cfg.events
+    if cfg.entry.price == "open" and prices.market_open is None:
+        raise UsageError("abnormal returns from an open entry need the market index's opens", hint="give a Yahoo-layout --market file with an Open column")
+    prices = at_entry(prices, cfg)
     counts = {"events": len(events)}
     ev = events.dropna(subset=["value"]).copy()
     counts["events_without_value"] = counts["events"] - len(ev)

@@ -17,7 +17,11 @@ METHODS = {"lm": "lm_lexicon", "vader": "vader_lexicon"}
 def lexicon_scores(docs: pd.DataFrame, method: str = "lm") -> pd.DataFrame:
     """Score rows (one unit per document) from Document rows (``doc_id``, ``text``, ``source``,
     ``published_at``, ``entities``); a document counts as ingested when it was published."""
-    scorer = scorers.get(METHODS[method])()
+    return whole_document_scores(docs, scorers.get(METHODS[method])())
+
+
+def whole_document_scores(docs: pd.DataFrame, scorer) -> pd.DataFrame:
+    """Score rows of any scorer, one unit per document, ingested when published."""
     texts = docs["text"].tolist()
     units = whole_units(docs["doc_id"].tolist(), texts)
     meta = docs.assign(ingested_at=docs["published_at"])

@@ -14,6 +14,7 @@ import pandas as pd
 from core.errors import UsageError
 from nlp.contracts import MARKET_ENTITY
 from signals.provider import FeatureProvider
+from signals.research.books import books
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.research.events import MODELS, event_study, window_label
 from signals.research.market_test import market_test
@@ -22,23 +23,36 @@ from signals.research.report import Report, band_plot, bar_plot, line_plot
 from signals.research.stocknet import run_benchmark
 from signals.research.tearsheet import tear_sheet
 
-_ENTRY_NOTE = {
-    "after": "a row known at `known_at` enters at the close of the first session strictly after it",
-    "at": "LOOSENED RULE: a row enters at the first close at or after its `known_at`",
-}
+
+def entry_note(cfg: ResearchConfig) -> str:
+    """The entry rule in words, for every report's header."""
+    e = cfg.entry
+    if e.price == "open":
+        return (f"a row known before {e.open_cutoff} {cfg.sessions.tz} of a session enters at that session's open, "
+                "otherwise at the next session's open; returns run open to open")
+    if e.rule == "at":
+        return "LOOSENED RULE: a row enters at the first close at or after its `known_at`"
+    return "a row known at `known_at` enters at the close of the first session strictly after it"
 
 
-def store_from_scores(scores: list[str | Path], db: str | Path, arrival: str = "published") -> dict:
+def store_from_scores(scores: list[str | Path], db: str | Path, arrival: str = "published",
+                      cutoff: str | None = None) -> dict:
     """Build a feature store from score folders (``altsignal score`` outputs, or any folder of Score
     Parquet files, read recursively). ``arrival="published"``: a historical backfill whose documents
-    are taken as known when published (the public sets carry no arrival times)."""
+    are taken as known when published (the public sets carry no arrival times). ``cutoff``: the
+    sessions' document cut-off (HH:MM New York; default 16:00); a store cut at 09:00 dates each
+    session's news from 09:00 the day before, so its rows trade at that session's open (KKX)."""
     import pyarrow.parquet as pq
 
+    from signals.config import DEFAULT_CONFIG
     from signals.store import FeatureStore
 
     if arrival not in ("published", "now"):
         raise UsageError(f"arrival must be 'published' or 'now', got {arrival!r}")
-    with FeatureStore(db) as store:
+    cfg = DEFAULT_CONFIG
+    if cutoff is not None:
+        cfg = cfg.model_copy(update={"sessions": type(cfg.sessions).model_validate({**cfg.sessions.model_dump(), "cutoff": cutoff})})
+    with FeatureStore(db, cfg) as store:
         for folder in map(Path, scores):
             root = folder / "scores" if (folder / "scores").is_dir() else folder
             files = sorted(root.rglob("*.parquet"))
@@ -64,8 +78,8 @@ def feature_rows(provider: FeatureProvider, source: str, feature: str, start=Non
 
 
 def _header(report: Report, prices: Prices | None, cfg: ResearchConfig) -> None:
-    report.text(f"Entry rule: {_ENTRY_NOTE[cfg.entry.rule]}. Event day k / horizon h count sessions from that "
-                "entry close; anything before it is labeled *not tradable*.")
+    report.text(f"Entry rule: {entry_note(cfg)}. Event day k / horizon h count sessions from that "
+                "entry; anything before it is labeled *not tradable*.")
     if prices is not None:
         report.counts("Price data issues", prices.issues)
         if len(prices.flags):
@@ -126,6 +140,43 @@ def best_ic(rows: list[dict], min_sessions: int) -> dict | None:
     ``min_sessions`` sessions; None when none was."""
     eligible = [r for r in rows if r["sessions"] >= min_sessions and np.isfinite(r["t"])]
     return max(eligible, key=lambda r: abs(r["t"])) if eligible else None
+
+
+def books_report(provider: FeatureProvider, prices: Prices, source: str, feature: str, start=None, end=None,
+                 cfg: ResearchConfig = DEFAULT_RESEARCH, factors: pd.DataFrame | None = None) -> tuple[Report, dict]:
+    """Daily long-short book of one per-entity feature (:mod:`signals.research.books`)."""
+    bc = cfg.books
+    report = Report(f"Long-short books: {source} {feature}")
+    _header(report, prices, cfg)
+    side = f"top/bottom {bc.top} names" if bc.top else f"top/bottom of {bc.quantiles} quantiles"
+    report.text(f"Book: {side}, {bc.weighting}-weighted, held {bc.holding} session(s), costs {bc.cost_bps:g} bps per unit "
+                "of traded weight. Value weights and the size split use trailing dollar volume (close x volume), a "
+                "liquidity proxy: the price set has no share counts.")
+    feat = feature_rows(provider, source, feature, start, end)
+    feat = feat[feat["entity"] != MARKET_ENTITY]
+    book = books(feat, prices, cfg, factors)
+    report.counts("Feature rows", book.counts)
+    summary = {"report": "books", "source": source, "feature": feature, "entry": cfg.entry.price,
+               "net_sharpe": book.summary["net_sharpe"], "net_t": book.summary["net_t"],
+               "turnover": book.summary["turnover"], "gross_sharpe": book.summary["gross_sharpe"],
+               "overnight_mean": book.summary["overnight_mean"], "intraday_mean": book.summary["intraday_mean"],
+               "overnight_t": book.summary["overnight_t"], "intraday_t": book.summary["intraday_t"],
+               "sessions": book.summary["sessions"]}
+    if book.daily.empty:
+        report.text("**No overlap**: no session has enough valued names with prices to form a book.")
+        return report, summary
+    report.table("summary", pd.DataFrame([book.summary]))
+    if factors is not None:
+        report.text("Alpha (`ff_alpha`, daily, HAC t) is against the Fama-French five factors and momentum; they are "
+                    "close-to-close, so for an open entry they are half a day out of step with the book.")
+        summary.update(ff_alpha=book.summary.get("ff_alpha"), ff_t_alpha=book.summary.get("ff_t_alpha"))
+    report.text("Size and volatility halves (below / above the median of the names valued that session):")
+    report.table("splits", book.splits)
+    report.table("daily", book.daily.reset_index(names="date"), show=False)
+    cum = book.daily[["gross", "net", "overnight", "intraday"]].cumsum()
+    report.figure("cumulative", line_plot(cum, f"{feature}: cumulative long-short return ({cfg.entry.price} entry)",
+                                          "sum of daily returns"))
+    return report, summary
 
 
 def market_report(provider: FeatureProvider, factors: pd.DataFrame, sources: list[str], features: list[str],

@@ -51,3 +51,15 @@ def oos_r2(y: np.ndarray, forecast: np.ndarray, benchmark: np.ndarray) -> float:
     if ok.sum() < 2:
         return np.nan
     return float(1 - np.sum((y[ok] - forecast[ok]) ** 2) / np.sum((y[ok] - benchmark[ok]) ** 2))
+
+
+def factor_alpha(y: pd.Series, factors: pd.DataFrame, lags: int) -> dict:
+    """OLS of ``y`` on a constant and the ``factors`` (same index) with HAC errors: daily alpha, its t,
+    the loadings, R^2 and n."""
+    frame = pd.concat([y.rename("_y"), factors], axis=1, join="inner").dropna()
+    if len(frame) <= factors.shape[1] + 10:
+        return {"alpha": np.nan, "t_alpha": np.nan, "r2": np.nan, "n": len(frame)}
+    fit = sm.OLS(frame["_y"], sm.add_constant(frame[factors.columns])).fit(
+        cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False})
+    return {"alpha": float(fit.params["const"]), "t_alpha": float(fit.tvalues["const"]), "r2": float(fit.rsquared),
+            "n": len(frame), **{f"beta_{c}": float(fit.params[c]) for c in factors.columns}}

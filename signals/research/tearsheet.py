@@ -1,9 +1,9 @@
 """Cross-sectional tear sheet of one daily per-entity feature (after alphalens).
 
 The feature's rows (``date``, ``entity``, ``value``, ``known_at``) are placed at their entry session
-(:func:`signals.research.returns.entry_positions`); every statistic uses only returns after that
-entry. The one exception is the ``pre-entry`` diagnostic row (the IC against the return of the entry
-session itself, which ends at the entry close): it is labeled not tradable and never enters the
+(:func:`signals.research.returns.entry_positions`) and valued at the entry price (close or open);
+every statistic uses only returns after that entry. The one exception is the ``pre-entry``
+diagnostic row (the IC against the return that ends at the entry price): it is labeled not tradable and never enters the
 tradable tables.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 
 from signals.research.config import DEFAULT_RESEARCH, ResearchConfig
 from signals.research.prices import Prices
-from signals.research.returns import entry_positions, forward_returns, session_closes
+from signals.research.returns import at_entry, entry_instants, entry_positions, forward_returns
 from signals.research.stats import mean_t, nw_lags
 
 
@@ -42,7 +42,7 @@ def align(feature: pd.DataFrame, prices: Prices, cfg: ResearchConfig = DEFAULT_R
     counts["entities_without_prices"] = int(f.loc[~priced, "entity"].nunique())
     f = f[priced]
     f["pos"] = entry_positions(f["known_at"], prices.sessions, cfg)
-    before = pd.to_datetime(f["known_at"], utc=True) < session_closes(prices.sessions[:1], cfg.sessions.calendar)[0]
+    before = pd.to_datetime(f["known_at"], utc=True) < entry_instants(prices.sessions[:1], cfg)[0]
     counts["rows_before_prices"] = int(before.sum())
     counts["rows_after_prices"] = int((f["pos"] < 0).sum())
     f = f[(f["pos"] >= 0) & ~before]
@@ -90,6 +90,7 @@ def quantile_labels(feat: pd.DataFrame, q: int, min_n: int) -> pd.DataFrame:
 def tear_sheet(feature: pd.DataFrame, prices: Prices, cfg: ResearchConfig = DEFAULT_RESEARCH) -> TearSheet:
     """All tear-sheet tables for one feature (long rows: ``entity``, ``value``, ``known_at``)."""
     tc = cfg.tearsheet
+    prices = at_entry(prices, cfg)
     feat, counts = align(feature, prices, cfg)
     # Entities without a forward return cannot enter a cross-section; count the session-entities dropped.
     feat = feat.where(prices.close.notna())

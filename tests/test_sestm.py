@@ -1,0 +1,80 @@
+"""SESTM (Ke, Kelly & Xiu): planted positive and negative words are recovered from (text, return) pairs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import UsageError
+from nlp.registry import scorers
+from nlp.sestm import Sestm, SestmConfig, SestmGrid, fit_sestm, validate_sestm
+
+POSITIVE = ["surge", "beat", "upgrade", "record", "boost"]
+NEGATIVE = ["plunge", "miss", "downgrade", "lawsuit", "recall"]
+NEUTRAL = [f"filler{chr(97 + i)}{chr(97 + j)}" for i in range(20) for j in range(10)]
+
+
+def _corpus(n: int, seed: int):
+    """Each document has a latent tone p; its return loads on p, and its charged words are positive
+    with probability p."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(size=n)
+    texts = []
+    for pi in p:
+        words = list(rng.choice(NEUTRAL, 25))
+        words += [rng.choice(POSITIVE) if rng.uniform() < pi else rng.choice(NEGATIVE) for _ in range(4)]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    returns = (p - 0.5) * 0.04 + rng.normal(0, 0.01, n)
+    return texts, returns, p
+
+
+def test_sestm_recovers_planted_words_and_scores_new_text(tmp_path):
+    texts, returns, _ = _corpus(3000, seed=0)
+    model = fit_sestm(texts, returns, SestmConfig(min_docs=30, alpha_plus=0.1, alpha_minus=0.1), text_period=["2010-01-01", "2012-12-31"])
+    assert set(POSITIVE) | set(NEGATIVE) <= set(model.words)
+    assert len(set(model.words) & set(NEUTRAL)) <= 2  # screening keeps few uncharged words
+    tone = {w: a - b for w, a, b in zip(model.words, model.o_pos, model.o_neg)}
+    assert all(tone[w] > 0 for w in POSITIVE) and all(tone[w] < 0 for w in NEGATIVE)
+
+    new, new_returns, new_p = _corpus(500, seed=1)
+    scorer = scorers.get("sestm").load(model.save(tmp_path / "sestm"))
+    frame = scorer.score(new)
+    assert np.corrcoef(frame["score"], new_p)[0, 1] > 0.6
+    assert np.corrcoef(frame["score"], new_returns)[0, 1] > 0.3
+    assert scorer.score(["filleraa fillerab"])["score"].iloc[0] == pytest.approx(0.0)  # no charged word: p = 1/2
+    assert Sestm.load(tmp_path / "sestm").text_period == ["2010-01-01", "2012-12-31"]
+
+
+def test_sestm_refuses_too_little_data():
+    with pytest.raises(UsageError, match="at least"):
+        fit_sestm(["a b"] * 10, np.ones(10))
+
+
+@pytest.mark.slow  # imports the model stack (torch) through altsignal.stages
+def test_run_refuses_a_sestm_model_trained_on_its_period(tmp_path):
+    import pandas as pd
+
+    from altsignal.stages import check_text_period
+
+    texts, returns, _ = _corpus(600, seed=2)
+    folder = fit_sestm(texts, returns, SestmConfig(min_docs=30), text_period=["2014-01-01T00:00:00+00:00", "2015-06-30T20:00:00+00:00"]).save(tmp_path / "m")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pd.DataFrame({"published_at": pd.to_datetime(["2015-06-01", "2015-09-01"], utc=True)}).to_parquet(docs / "a.parquet")
+    with pytest.raises(UsageError, match="overlaps"):
+        check_text_period(folder, docs, allow=False)
+    pd.DataFrame({"published_at": pd.to_datetime(["2015-08-01", "2015-09-01"], utc=True)}).to_parquet(docs / "a.parquet")
+    assert check_text_period(folder, docs, allow=False)["model_text"] == ["2014-01-01", "2015-06-30"]
+
+
+def test_validation_picks_a_grid_point_that_screens_and_scores_best():
+    texts, returns, _ = _corpus(1500, seed=3)
+    valid, valid_returns, _ = _corpus(400, seed=4)
+    grid = SestmGrid(alpha=[0.1, 0.45], min_docs=[30], penalty=[0.0, 1.0])  # alpha 0.45 screens out every word
+    cfg, table = validate_sestm(texts, returns, valid, valid_returns, grid)
+    assert len(table) == 4 and table.loc[table["alpha"] == 0.45, "rank_ic"].isna().all()
+    assert cfg.alpha_plus == cfg.alpha_minus == 0.1 and cfg.min_docs == 30
+    assert cfg.penalty == table.loc[table["rank_ic"].idxmax(), "penalty"]
+    assert table["rank_ic"].max() > 0.3
+    with pytest.raises(UsageError, match="no SESTM setting"):
+        validate_sestm(texts, returns, valid, valid_returns, SestmGrid(alpha=[0.45], min_docs=[30], penalty=[1.0]))
