@@ -1,6 +1,6 @@
 """``altsignal data``: read any supported source into Documents, and write the split manifests.
 
-    altsignal data splits                  # corpora/splits/{fpb,tfns}.json + duplicate counts
+    altsignal data splits                  # corpora/splits/{fpb,tfns,finentity,sentfin}.json + duplicate counts
     altsignal data splits --check          # verify the committed manifests against the data
     altsignal data load news --out news.parquet --rejects news.rejects.jsonl
     altsignal data load my.csv --source news --id-col id --text-col headline \\
