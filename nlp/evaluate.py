@@ -195,6 +195,11 @@ def leaderboard_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _set_block(set_name: str, n: int, results: dict[str, dict], out: Path) -> dict:
+    png = reliability_png(set_name, results, out / f"reliability_{_slug(set_name)}.png")
+    return {"n": n, "results": results, "reliability_png": png.name}
+
+
 def evaluate(
     models: list[str],
     sets: list[str],
@@ -270,10 +275,9 @@ def evaluate(
             results[p.name] = res
             if mixed is not None and mixed.any():
                 mixed_results[p.name] = score_predictions(y[mixed], proba[mixed], n_boot=n_boot, seed=seed)
-        for name, block_results, n in ((set_name, results, len(df)), (f"{set_name}:mixed", mixed_results, mixed.sum() if entity else 0)):
-            if block_results:
-                png = reliability_png(name, block_results, out / f"reliability_{_slug(name)}.png")
-                report["sets"][name] = {"n": int(n), "results": block_results, "reliability_png": png.name}
+        report["sets"][set_name] = _set_block(set_name, len(df), results, out)
+        if mixed_results:
+            report["sets"][f"{set_name}:mixed"] = _set_block(f"{set_name}:mixed", int(mixed.sum()), mixed_results, out)
     if len(rejects):
         rejects.write(out / "rejects.jsonl")
         report["rejected_rows"] = len(rejects)

@@ -78,9 +78,8 @@ def load_sets(names: list[str], mark_entities: bool = True) -> pd.DataFrame:
     for name in names:
         df = load_labeled_set(name)
         text = marked_texts(df) if mark_entities and is_entity_frame(df) else df["text"]
-        frames.append(pd.DataFrame({"text": text, "label": df["label"].to_numpy(), "set": name}))
+        frames.append(pd.DataFrame({"text": list(text), "label": df["label"].to_numpy(), "set": name}))
     return pd.concat(frames, ignore_index=True)
-
 
 
 def training_loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
