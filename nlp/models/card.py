@@ -97,7 +97,9 @@ def _input_line(meta) -> str:
     from nlp.entity_input import CLOSE, OPEN, WINDOW
 
     return (f"- Input: one entity per row, marked in its text (`{OPEN} name {CLOSE}`, `nlp.entity_input`; up to "
-            f"{WINDOW} characters kept either side): the score is the tone toward that entity.\n")
+            f"{WINDOW} characters kept either side): the score is the tone toward that entity. In scoring jobs: "
+            f"`altsignal score --entity-model <this model>` (run configs: `[scoring.job] entity_model`) adds one row "
+            f"per (unit, ticker it names); see docs/scoring-and-speed.md.\n")
 
 
 def render_card(model_dir: str | Path, results: dict, eval_command: str, notes: str = "") -> str:
