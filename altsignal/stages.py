@@ -33,6 +33,7 @@ from core.hashing import artifact_hash, code_digest, file_digest
 from core.instants import check_not_ahead
 from core.rejects import Rejects
 from core.threads import set_threads
+from nlp.models import model_path
 from nlp.readers.documents import ColumnMapping, read_documents, write_documents
 from nlp.scoring.job import JobSpec, read_scores, run_job
 from signals.annotations import annotate, build_text_store, derived_scores, summary
@@ -192,7 +193,13 @@ class Scores:
 
     def key(self, run: Run, upstream: str) -> str:
         # the model's content hash, as the scoring job fingerprints it (cards and eval reports left out)
-        return stage_key("scores", upstream, run.cfg.scoring.model_dump(), artifact_hash(run.model))
+        # entity level off: the key of runs from before the switch existed (their stage is not redone)
+        entity = run.cfg.scoring.job.entity_model
+        if entity is None:
+            return stage_key("scores", upstream, run.cfg.scoring.model_dump(exclude={"job": {"entity_model"}}),
+                             artifact_hash(run.model))
+        return stage_key("scores", upstream, run.cfg.scoring.model_dump(), artifact_hash(run.model),
+                         artifact_hash(model_path(entity)))
 
     def build(self, run: Run, folder: Path) -> dict:
         return self._score(run, run.root / Documents.name, {i.name: i.resolve()[1] for i in run.cfg.documents.inputs},

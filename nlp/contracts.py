@@ -52,6 +52,9 @@ SCORE_SCHEMA = pa.schema(
         ("entities", pa.list_(pa.string())),
         ("section", pa.string()),
         ("speaker_role", pa.string()),
+        # Entity-level row (JobConfig.entity_model): the tone toward this ticker in the unit, from
+        # the job's entity model. Null = the unit's sentence score, the only kind without the switch.
+        ("entity", pa.string()),
     ]
 )
 
@@ -142,7 +145,7 @@ def validate_labeled(df: pd.DataFrame, rejects: Rejects, source: str = "labeled"
 
 def validate_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Check a Score frame produced by our own scorer: problems here are bugs, so they raise."""
-    require_columns(df, [f.name for f in SCORE_SCHEMA if f.name not in ("section", "speaker_role", "ingested_at")], "Score")
+    require_columns(df, [f.name for f in SCORE_SCHEMA if f.name not in ("section", "speaker_role", "ingested_at", "entity")], "Score")
     probs = df[["p_neg", "p_neu", "p_pos"]].to_numpy()
     if len(df) and (abs(probs.sum(axis=1) - 1) > 1e-3).any():
         row = int((abs(probs.sum(axis=1) - 1) > 1e-3).argmax())

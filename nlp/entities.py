@@ -128,6 +128,26 @@ class EntityResolver:
             out.append(list(dict.fromkeys(found)))
         return out
 
+    def mentions(self, texts: Sequence[str], wanted: Sequence[Sequence[str]]) -> list[dict[str, tuple[int, int]]]:
+        """Per text, the character span of the first mention of each of its ``wanted`` tickers
+        (a ``$CASHTAG`` or an alias-table name); a ticker the text does not name has no span.
+
+        What an entity-level scorer marks (:mod:`nlp.entity_input`): an explicit ticker that the
+        text never names (a vendor's tag) gets no span, and its document keeps the sentence score.
+        """
+        out = []
+        for text, want, doc in zip(texts, wanted, self.nlp.tokenizer.pipe(texts)):
+            found: dict[str, tuple[int, int]] = {}
+            for m in CASHTAG.finditer(text):
+                found.setdefault(normalize_ticker(m.group(1)), m.span())
+            for match_id, start, end in sorted(self.matcher(doc), key=lambda m: m[1]):
+                span = doc[start:end]
+                ticker = self.nlp.vocab.strings[match_id]
+                if span.start_char < found.get(ticker, (len(text),))[0]:
+                    found[ticker] = (span.start_char, span.end_char)
+            out.append({t: found[t] for t in dict.fromkeys(want) if t in found})
+        return out
+
     def resolve(self, texts: Sequence[str], explicit: Sequence[Sequence[str] | None]) -> list[list[str]]:
         """Explicit tickers where given (normalised), else tickers found in the text; [] = market-wide."""
         result: list[list[str]] = [list(dict.fromkeys(normalize_ticker(t) for t in e)) if e is not None and len(e) else []

@@ -14,6 +14,11 @@ Decisions the issue left open:
   predictor of a set, so intervals are comparable.
 - Baselines are fitted on ``baseline_train`` (default: the training sets recorded in the first
   model's metadata, i.e. what that model saw), never on an evaluated set.
+- Entity-level sets (``finentity:test``, ``sentfin:test``): a row is one (text, entity). A model
+  trained with entity markers reads the text with that entity marked; a sentence model and the
+  baselines read the plain text, which is today's behaviour (every entity of a text gets the
+  text's score). The rows of texts naming entities of different labels are also reported as
+  ``<set>:mixed`` (same predictions, subset of rows).
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from core.errors import UsageError
 from core.progress import Progress
 from core.rejects import Rejects
 from nlp.contracts import LABELS
+from nlp.entity_input import is_entity_frame, marked_texts
 from nlp.models.metrics import (
     accuracy,
     bootstrap_ci,
@@ -83,7 +89,8 @@ def load_eval_set(
         )
     if len(df) == 0:
         raise EvalInputError(f"{spec}: no rows to evaluate")
-    return df[["text", "label"]].reset_index(drop=True)
+    entity_cols = ["start", "end", "mixed"] if is_entity_frame(df) else []
+    return df[["text", *entity_cols, "label"]].reset_index(drop=True)
 
 
 def model_predictor(path: str | Path, numeric: Numeric = REFERENCE_NUMERIC) -> Predictor:
@@ -105,7 +112,7 @@ def model_predictor(path: str | Path, numeric: Numeric = REFERENCE_NUMERIC) -> P
 
     meta = scorer.engine.sm.meta
     info = {"path": str(path), "base": meta.base, "artifact_kind": meta.kind, "temperature": meta.temperature,
-            "numeric": scorer.numeric}
+            "numeric": scorer.numeric, "entity_markers": meta.entity_markers}
     return Predictor(scorer.model_id, "model", proba, info)
 
 
@@ -114,7 +121,7 @@ def baseline_predictor(name: str, train: pd.DataFrame) -> Predictor:
 
     t0 = time.perf_counter()
     est = make_baseline(name).fit(train["text"].tolist(), train["label"].tolist())
-    info = {"fitted_on_rows": len(train), "fit_seconds": round(time.perf_counter() - t0, 1)}
+    info = {"fitted_on_rows": len(train), "fit_seconds": round(time.perf_counter() - t0, 1), "entity_markers": False}
     return Predictor(name, "baseline", est.predict_proba, info)
 
 
@@ -188,6 +195,11 @@ def leaderboard_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _set_block(set_name: str, n: int, results: dict[str, dict], out: Path) -> dict:
+    png = reliability_png(set_name, results, out / f"reliability_{_slug(set_name)}.png")
+    return {"n": n, "results": results, "reliability_png": png.name}
+
+
 def evaluate(
     models: list[str],
     sets: list[str],
@@ -231,7 +243,7 @@ def evaluate(
         overlap = set(train_names) & set(sets)
         if overlap:
             raise EvalInputError(f"refusing to fit baselines on an evaluated set: {sorted(overlap)}")
-        train = load_sets(list(train_names))
+        train = load_sets(list(train_names), mark_entities=False)
         predictors += [baseline_predictor(b, train) for b in Progress(baselines, desc="fit baselines", enabled=progress)]
     else:
         train_names = []
@@ -247,9 +259,12 @@ def evaluate(
     label_index = {l: i for i, l in enumerate(LABELS)}
     for set_name, df in data.items():
         y = df["label"].map(label_index).to_numpy()
-        texts = df["text"].tolist()
-        results = {}
+        entity = is_entity_frame(df)
+        inputs = {False: df["text"].tolist(), True: marked_texts(df) if entity else df["text"].tolist()}
+        mixed = df["mixed"].to_numpy(dtype=bool) if entity else None
+        results, mixed_results = {}, {}
         for p in Progress(predictors, desc=set_name, enabled=progress):
+            texts = inputs[p.info["entity_markers"]]
             t0 = time.perf_counter()
             proba = np.asarray(p.predict_proba(texts), dtype=float)
             seconds = time.perf_counter() - t0
@@ -258,8 +273,11 @@ def evaluate(
             res["predict_seconds"] = round(seconds, 2)
             res["sentences_per_s"] = round(len(texts) / seconds, 1) if seconds > 0 else None
             results[p.name] = res
-        png = reliability_png(set_name, results, out / f"reliability_{_slug(set_name)}.png")
-        report["sets"][set_name] = {"n": len(df), "results": results, "reliability_png": png.name}
+            if mixed is not None and mixed.any():
+                mixed_results[p.name] = score_predictions(y[mixed], proba[mixed], n_boot=n_boot, seed=seed)
+        report["sets"][set_name] = _set_block(set_name, len(df), results, out)
+        if mixed_results:
+            report["sets"][f"{set_name}:mixed"] = _set_block(f"{set_name}:mixed", int(mixed.sum()), mixed_results, out)
     if len(rejects):
         rejects.write(out / "rejects.jsonl")
         report["rejected_rows"] = len(rejects)

@@ -5,6 +5,9 @@ Names (``<kind>:<rest>``, the kind looked up in :data:`nlp.registry.readers`):
   split in train/validation/test/all (canonical split of :mod:`nlp.splits`, manifest-checked);
 - ``tfns:train`` / ``tfns:validation`` (carved from the published train file) / ``tfns:test``
   (= ``tfns:valid``, the published validation file) / ``tfns:all``;
+- ``finentity:<split>`` / ``sentfin:<split>``: entity-level sets, one row per (text, entity) with
+  ``entity``, ``start``, ``end`` (the span in ``text``) and ``mixed`` (the text names entities of
+  different labels); split by text (SEntFiN without its PhraseBank sentences);
 - ``sample:labeled``: the project's hand-labeled smoke-test sentences;
 - ``hf:<dataset>[:<config>]:<split>``: a hub dataset (online users);
 - anything else is a file path (CSV / JSONL / Parquet) read with ``text_col``, ``label_col`` and
@@ -53,6 +56,16 @@ def _tfns(rest: str, options: ReadOptions) -> pd.DataFrame:
     return load_split("tfns", TFNS_ALIASES.get(rest, rest))
 
 
+@readers.register("finentity")
+def _finentity(rest: str, options: ReadOptions) -> pd.DataFrame:
+    return load_split("finentity", rest)
+
+
+@readers.register("sentfin")
+def _sentfin(rest: str, options: ReadOptions) -> pd.DataFrame:
+    return load_split("sentfin", rest)
+
+
 @readers.register("sample")
 def _sample(rest: str, options: ReadOptions) -> pd.DataFrame | None:
     return _file(SAMPLE_DIR / "labeled_sentences.csv", options) if rest == "labeled" else None
@@ -83,7 +96,7 @@ def load_labeled_set(
     if Path(spec).exists():
         return _file(Path(spec), options)
     raise UnknownNameError(
-        f"unknown labeled set {spec!r}: expected fpb:<level>:<split>, tfns:<split>, sample:labeled, "
+        f"unknown labeled set {spec!r}: expected fpb:<level>:<split>, tfns:<split>, finentity:<split>, sentfin:<split>, sample:labeled, "
         "hf:<dataset>[:<config>]:<split> or an existing file"
     )
 

@@ -100,7 +100,7 @@ def _prob_columns(probs: np.ndarray, labels: Sequence[str]) -> dict[str, np.ndar
 def score_frame(units: pd.DataFrame, meta: pd.DataFrame, scored: Scored, labels: Sequence[str],
                 model_id: str) -> pd.DataFrame:
     """Score rows in SCORE_SCHEMA's column order. ``units``: ``doc_id``, ``unit``, ``section``,
-    ``speaker_role``; ``meta``: the unit's document (``source``, ``published_at``, ``ingested_at``,
+    ``speaker_role`` and, for entity-level rows, ``entity``; ``meta``: the unit's document (``source``, ``published_at``, ``ingested_at``,
     ``entities``), row for row with ``units``."""
     p = _prob_columns(scored.probs, labels)
     return pd.DataFrame({
@@ -116,4 +116,5 @@ def score_frame(units: pd.DataFrame, meta: pd.DataFrame, scored: Scored, labels:
         "entities": meta["entities"].to_numpy(),
         "section": units["section"].to_numpy(),
         "speaker_role": units["speaker_role"].to_numpy(),
+        "entity": units["entity"].to_numpy() if "entity" in units else None,
     })

@@ -32,6 +32,7 @@ the manifest from the data and refuses to go on if it differs from the committed
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -47,11 +48,12 @@ from core.errors import UnknownNameError, UsageError
 from core.hashing import file_sha256
 from core.paths import SPLITS_DIR, datasets_dir
 from core.rejects import Rejects
-from nlp.readers import phrasebank, tfns
+from nlp.readers import entity_sentiment, phrasebank, tfns
 
 NORMALIZATION_VERSION = 1
 SPLITS = ("train", "validation", "test")
-SETS = ("fpb", "tfns")
+SETS = ("fpb", "tfns", "finentity", "sentfin")
+ENTITY_SETS = ("finentity", "sentfin")
 
 
 @dataclass(frozen=True)
@@ -216,11 +218,50 @@ def _tfns_frames(config: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict]:
     return {"all": frame}, stats
 
 
-_BUILDERS = {"fpb": _fpb_frames, "tfns": _tfns_frames}
+# ---------------------------------------------------------------- entity-level sets
+def _entity_frames(name: str, config: SplitConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """FinEntity / SEntFiN rows split by their text's key, so every entity of a text shares its split.
+
+    SEntFiN shares an author with PhraseBank: a headline whose key is a PhraseBank key (any level)
+    is dropped, so no PhraseBank sentence reaches an entity split. A (text, span) listed twice with
+    different labels is dropped; exact repeats are kept once.
+    """
+    rejects = Rejects()
+    raw = entity_sentiment.READERS[name](entity_sentiment.file_path(name), rejects)
+    df = raw.assign(key=raw.text.map(normalize_key), ref=entity_sentiment.FILES[name] + ":" + raw.line.astype(str))
+    stats: dict = {"source": _source_entry(entity_sentiment.file_path(name)), "rows_in_file": len(raw) + len(rejects),
+                   "rejected_rows": rejects.counts(), "rejected_lines": sorted({int(r) for r in rejects.to_frame().line})}
+    if name == "sentfin":
+        fpb_keys = set(pd.concat(_build("fpb")[0].values()).key)
+        in_fpb = df.key.isin(fpb_keys)
+        stats["texts_dropped_as_phrasebank_duplicates"] = int(df[in_fpb].text.nunique())
+        stats["rows_dropped_as_phrasebank_duplicates"] = int(in_fpb.sum())
+        df = df[~in_fpb]
+    df = df.drop_duplicates(["text", "start", "end", "label"])
+    conflicting = df.groupby(["text", "start", "end"]).label.transform("nunique") > 1
+    stats["conflicting_label_rows_dropped"] = int(conflicting.sum())
+    df = df[~conflicting]
+    df = df.assign(split=df.key.map(lambda k: assign_split(k, config)),
+                   mixed=entity_sentiment.mixed_texts(df)).reset_index(drop=True)
+    assignment = dict(zip(df.key, df.split))
+    stats.update({
+        "rows": len(df),
+        "distinct_texts": int(df.text.nunique()),
+        "near_duplicate_groups": len(_near_groups(df)),
+        "splits": _counts(df),
+        "mixed_rows_per_split": {s: int(df[df.split == s].mixed.sum()) for s in SPLITS},
+        "assignment_sha256": _assignment_digest(assignment),
+    })
+    return {"all": df}, stats
+
+
+_BUILDERS = {"fpb": _fpb_frames, "tfns": _tfns_frames,
+             **{n: functools.partial(_entity_frames, n) for n in ENTITY_SETS}}
 _METHODS = {
     "fpb": "union of the four nested agreement files split once by sha256 of the normalized key; 80/10/10",
     "tfns": "published split kept (sent_valid.csv = test); validation carved from sent_train.csv by sha256 "
             "of the normalized key; train rows sharing a key with test dropped",
+    **{n: "one row per (text, entity); split by sha256 of the text's normalized key; 80/10/10" for n in ENTITY_SETS},
 }
 
 
@@ -280,11 +321,13 @@ def verify_manifest(name: str) -> dict:
 
 def _sources(manifest: dict) -> dict[str, str]:
     entries = [lv["source"] for lv in manifest.get("levels", {}).values()] + list(manifest.get("sources", {}).values())
+    entries += [manifest["source"]] if "source" in manifest else []
     return {e["file"]: e["sha256"] for e in entries}
 
 
 def load_split(name: str, split: str, level: str | None = None, verify: bool = True) -> pd.DataFrame:
-    """Rows of one split (``text``, ``label``, ``line``, ``key``), after checking the manifest.
+    """Rows of one split (``text``, ``label``, ``line``, ``key``; the entity sets add ``entity``,
+    ``start``, ``end`` and ``mixed``), after checking the manifest.
 
     ``split`` is train/validation/test, or ``all`` for every row after deduplication.
     """
@@ -301,4 +344,5 @@ def load_split(name: str, split: str, level: str | None = None, verify: bool = T
         df = frames["all"]
     if split != "all":
         df = df[df.split == split]
-    return df[["text", "label", "line", "key", "split"]].reset_index(drop=True)
+    entity_cols = ["entity", "start", "end", "mixed"] if name in ENTITY_SETS else []
+    return df[["text", *entity_cols, "label", "line", "key", "split"]].reset_index(drop=True)

@@ -12,6 +12,12 @@ Definitions (the pandas reference in ``bench/features.py`` implements the same o
   are averaged to their document: ``p_*`` and ``score`` are plain means over units. A document
   is *positive* if its mean ``p_pos`` is strictly the largest of the three probabilities,
   *negative* if ``p_neg`` is, otherwise neutral (ties count as neutral).
+* **Entity-level rows.** Score rows with ``entity`` set (``JobConfig.entity_model``) give the
+  tone toward that ticker in their unit. A ticker with such rows in any version of a document
+  takes, as its document score, the mean over the document's units of its entity row where the
+  unit has one, else the unit's row (its polarity from those means, as above); the market entity
+  and the document's other tickers keep the unit rows. Without entity rows nothing changes (and
+  the query is the one without them).
 * **Identity and versions.** A document is identified by ``(feed, source, doc_id)``: ``feed``
   names where it was read from (rows without a ``feed`` column take their source), so an id
   reused by another feed or source is another document. A corrected document is the same
@@ -218,7 +224,7 @@ def aggregate_source(con: duckdb.DuckDBPyConnection, table: str, where_sql: str,
     pass and :func:`~signals.scans.aggregate_days`. Returns (Daily, entities, source keys with the
     all-sources key first, session dates, session cutoffs)."""
     sources = sources or []
-    src = _source_sql(table, where_sql)
+    src = _source_sql(con, table, where_sql, params)
     keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     try:
         dates, cutoffs = _register_session_days(con, sessions, lo_us, hi_us)
@@ -300,9 +306,40 @@ def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | Non
     return con.sql(sql, params=params).to_arrow_table().to_pandas()
 
 
-def _source_sql(table: str, where_sql: str) -> str:
-    return (f"(SELECT coalesce(feed, source) AS feed, doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, "
-            f"coalesce(ingested_at, published_at) AS ingested_at FROM {table} {where_sql})")
+def _source_sql(con: duckdb.DuckDBPyConnection, table: str, where_sql: str, params: dict) -> str:
+    """The score rows as documents for the features: one row per unit (``market`` true), and with
+    entity-level rows also one pseudo-document per (document, ticker with entity rows), whose id
+    is the document's + ``\x1f`` + ticker and whose units are the entity rows where present, else
+    the unit rows (``market`` false: the market entity counts each document once)."""
+    rows = (f"(SELECT coalesce(feed, source) AS feed, doc_id, unit, p_neg, p_neu, p_pos, score, source, published_at, "
+            f"entities, coalesce(ingested_at, published_at) AS ingested_at{{entity}} FROM {table} {where_sql})")
+    has = "entity" in {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+    if not has or not con.execute(f"SELECT count(entity) FROM {rows.format(entity=', entity')}", params).fetchall()[0][0]:
+        return (f"(SELECT feed, doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, ingested_at, "
+                f"true AS market FROM {rows.format(entity='')})")
+    return _ENTITY_SQL.format(rows=rows.format(entity=", entity"))
+
+
+# Per-entity documents (see the module docstring). ``named``: the tickers with entity rows in any
+# version of a document, so a later version whose text no longer names one still replaces the
+# pseudo-document (with no ticker left, it counts for nothing).
+_ENTITY_SQL = """(
+WITH r AS MATERIALIZED (SELECT * FROM {rows}),
+u AS (SELECT * FROM r WHERE entity IS NULL),
+named AS (SELECT DISTINCT feed, source, doc_id, entity FROM r WHERE entity IS NOT NULL),
+lists AS (SELECT feed, source, doc_id, list(entity) AS named FROM named GROUP BY ALL)
+SELECT u.feed, u.doc_id, u.p_neg, u.p_neu, u.p_pos, u.score, u.source, u.published_at,
+       CASE WHEN l.named IS NULL THEN u.entities ELSE list_filter(u.entities, lambda x: NOT list_contains(l.named, x)) END
+           AS entities, u.ingested_at, true AS market
+FROM u LEFT JOIN lists l USING (feed, source, doc_id)
+UNION ALL
+SELECT u.feed, u.doc_id || chr(31) || n.entity, coalesce(e.p_neg, u.p_neg), coalesce(e.p_neu, u.p_neu),
+       coalesce(e.p_pos, u.p_pos), coalesce(e.score, u.score), u.source, u.published_at,
+       CASE WHEN list_contains(u.entities, n.entity) THEN [n.entity] ELSE []::VARCHAR[] END, u.ingested_at, false
+FROM u JOIN named n USING (feed, source, doc_id)
+LEFT JOIN r e ON e.feed = u.feed AND e.source = u.source AND e.doc_id = u.doc_id AND e.ingested_at = u.ingested_at
+              AND e.unit = u.unit AND e.entity = n.entity
+)"""
 
 
 # One row per document (latest version), with its session number s and source number sid.
@@ -310,11 +347,11 @@ def _source_sql(table: str, where_sql: str) -> str:
 # feature_several (see compute_features) are aggregated, exactly, by (feed, source, doc_id). The
 # result is one row per (document, entity) plus one per document for the market entity, numbers
 # only; a document naming a ticker twice counts once for it.
-_DOC_COLUMNS = "feed, doc_id, ingested_at, source, published_at, entities, p_neg, p_neu, p_pos, score"
+_DOC_COLUMNS = "feed, doc_id, ingested_at, source, published_at, entities, p_neg, p_neu, p_pos, score, market"
 _ROWS_SQL = """
 WITH versions AS (
     SELECT feed, source, doc_id, ingested_at,
-           any_value(published_at) AS published_at, any_value(entities) AS entities,
+           any_value(published_at) AS published_at, any_value(entities) AS entities, bool_and(market) AS market,
            avg(p_neg) AS p_neg, avg(p_neu) AS p_neu, avg(p_pos) AS p_pos, avg(score) AS score
     FROM {src} u SEMI JOIN feature_several s ON hash(u.feed, u.source, u.doc_id) = s.h
     GROUP BY feed, source, doc_id, ingested_at
@@ -329,7 +366,7 @@ located AS MATERIALIZED (
            coalesce(src.sid, 0) AS sid, epoch_us(d.ingested_at) AS ing, d.score::DOUBLE AS score,
            CASE WHEN d.p_pos > d.p_neg AND d.p_pos > d.p_neu THEN 1
                 WHEN d.p_neg > d.p_pos AND d.p_neg > d.p_neu THEN -1 ELSE 0 END::TINYINT AS polarity,
-           d.entities
+           d.entities, d.market
     FROM docs d
     JOIN session_days t ON epoch_us(d.published_at) // """ + str(_DAY_US) + """ = t.day
     LEFT JOIN feature_sources src USING (source)
@@ -341,7 +378,7 @@ FROM (SELECT sid, s, ing, score, polarity,
 JOIN feature_entities e USING (entity)
 WHERE e.eid <> {market}
 UNION ALL
-SELECT {market}::INTEGER, sid, s, ing, score, polarity FROM located
+SELECT {market}::INTEGER, sid, s, ing, score, polarity FROM located WHERE market
 """
 
 

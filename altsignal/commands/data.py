@@ -1,6 +1,6 @@
 """``altsignal data``: read any supported source into Documents, and write the split manifests.
 
-    altsignal data splits                  # corpora/splits/{fpb,tfns}.json + duplicate counts
+    altsignal data splits                  # corpora/splits/{fpb,tfns,finentity,sentfin}.json + duplicate counts
     altsignal data splits --check          # verify the committed manifests against the data
     altsignal data load news --out news.parquet --rejects news.rejects.jsonl
     altsignal data load my.csv --source news --id-col id --text-col headline \\
@@ -58,6 +58,10 @@ def splits_cmd(
     table.add_row("tfns", f"{tfns['rows_in_file']['train']}+{tfns['rows_in_file']['valid']}",
                   str(sum(tfns["exact_duplicate_groups"].values())), "0",
                   *(str(tfns["splits"][k]["rows"]) for k in splits.SPLITS))
+    for name in splits.ENTITY_SETS:
+        m = splits.build_manifest(name)
+        table.add_row(f"{name} (entity rows)", str(m["rows_in_file"]), "-", str(m["conflicting_label_rows_dropped"]),
+                      *(str(m["splits"][k]["rows"]) for k in splits.SPLITS))
     console.print(table)
     u = fpb["union"]
     console.print(f"fpb union: {u['distinct_texts']} distinct sentences, {u['distinct_keys']} keys, "

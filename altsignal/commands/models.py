@@ -97,8 +97,8 @@ def finetune_cmd(
 
 
 def eval_cmd(
-    sets: list[str] = typer.Argument(..., help="Labeled sets: fpb:50agree:test, fpb:allagree:test, tfns:valid, or a file."),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="default, fast or artifact folder(s); default: the shipped default."),
+    sets: list[str] = typer.Argument(..., help="Labeled sets: fpb:50agree:test, fpb:allagree:test, tfns:valid, finentity:test, sentfin:test, or a file."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="default, fast, labeled, entity or artifact folder(s); default: the shipped default."),
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", help="Baseline(s) by name (nlp.registry.baselines: majority, vader...) or 'all'."),
     baseline_train: Optional[list[str]] = typer.Option(None, help="Training set(s) for baselines; default: the first model's."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Folder for results.json, leaderboard.md, PNGs."),

@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
                                    "nlp.embeddings): sentence-transformers vectors of the texts as scored."),
         embed_model: Optional[str] = opt.config_option(JobConfig, "embed_model", "--embed-model",
                                                        help="Local sentence-transformers folder for --embed (never downloaded)."),
+        entity_model: Optional[str] = opt.config_option(
+            JobConfig, "entity_model", "--entity-model",
+            help="Entity-level rows too: one per (unit, ticker it names), from this model (`entity` = the shipped one)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Score documents with a sentiment model; write Score rows, document aggregates, rejects."""
@@ -108,12 +111,13 @@ def register(app: typer.Typer) -> None:
             engine=EngineConfig(**opt.given(numeric=numeric, device=device, batch_tokens=batch_tokens, threads=threads)),
             **opt.given(engine_kind=engine, ray_concurrency=ray_concurrency, chunk_rows=chunk_rows, max_chars=max_chars),
             strip_html=not keep_html, flag_non_english=not keep_non_english, resolve_entities=not no_entities,
-            use_cache=not no_cache, embed=embed, **opt.given(embed_model=embed_model),
+            use_cache=not no_cache, embed=embed, **opt.given(embed_model=embed_model, entity_model=entity_model),
         )
         manifest = run_job(JobSpec([str(f) for f in files], source, mapping, model, out, config), progress=not quiet)
         c = manifest["counts"]
         typer.echo(
-            f"scored {c['docs_scored']:,} documents ({c['units_scored']:,} units, {c['units_deduplicated']:,} "
+            f"scored {c['docs_scored']:,} documents ({c['units_scored']:,} units, {c['entity_rows']:,} entity rows, "
+            f"{c['units_deduplicated']:,} "
             f"deduplicated, {c['truncated']:,} truncated, {c['html_stripped']:,} HTML-stripped); rejected "
             f"{c['docs_rejected'] + c['reader_rejects']:,}; skipped {c['docs_skipped']:,} already scored "
             f"({c['chunks_skipped']} chunks) -> {out}"

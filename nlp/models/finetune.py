@@ -37,11 +37,13 @@ from core.errors import UsageError
 from core.paths import SPLITS_DIR
 from core.threads import set_threads
 from nlp.contracts import LABELS
+from nlp.entity_input import is_entity_frame, marked_texts
 from nlp.models.artifact import ModelMeta, load_base_for_classification, save_classifier
 from nlp.models.config import FinetuneConfig
 from nlp.models.distill import joined_period, labeled_keys, load_unlabeled, teacher_fingerprints, teacher_probs
 from nlp.models.metrics import accuracy, macro_f1
 from nlp.models.training import UNLABELED, TokenizedSet, encode_labels, predict_logits, seed_everything
+from nlp.splits import ENTITY_SETS
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +65,20 @@ def split_manifest_hashes() -> dict[str, str]:
     }
 
 
-def load_sets(names: list[str]) -> pd.DataFrame:
-    """Concatenate labeled sets by name (nlp.labeled_sets) into one text/label frame."""
+def load_sets(names: list[str], mark_entities: bool = True) -> pd.DataFrame:
+    """Concatenate labeled sets by name (nlp.labeled_sets) into one text/label frame.
+
+    Rows of entity-level sets (FinEntity, SEntFiN) come as an entity-aware model reads them: the
+    text with the entity marked (nlp.entity_input); ``mark_entities=False`` gives the plain text
+    (what a sentence model or a baseline reads).
+    """
     from nlp.labeled_sets import load_labeled_set
 
     frames = []
     for name in names:
-        df = load_labeled_set(name)[["text", "label"]].copy()
-        df["set"] = name
-        frames.append(df)
+        df = load_labeled_set(name)
+        text = marked_texts(df) if mark_entities and is_entity_frame(df) else df["text"]
+        frames.append(pd.DataFrame({"text": list(text), "label": df["label"].to_numpy(), "set": name}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -353,6 +360,8 @@ def finetune(
         "torch": torch.__version__,
         **(extra or {}),
     }
+    # A model trained on marked entity rows reads marked input at scoring time too.
+    entity_markers = any(n.split(":")[0] in ENTITY_SETS for n in cfg.train_sets)
     soft = None
     if cfg.teachers:
         train, soft, fixed["distillation"] = _distillation_data(train, cfg, progress)
@@ -367,6 +376,7 @@ def finetune(
             max_length=cfg.max_length,
             base_layers=cfg.base_layers,
             sources=list(cfg.sources),
+            entity_markers=entity_markers,
             extra={**fixed, "history": res.history, "best": res.best,
                    "train_seconds": round(res.seconds, 1), "final": final},
         )

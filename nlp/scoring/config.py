@@ -61,6 +61,10 @@ class JobConfig(Strict):
     # when it is off they are left out, so jobs started before these fields existed still resume.
     embed: bool = False
     embed_model: str = PACKAGED_MINILM  # local sentence-transformers folder, never a hub id
+    # Entity-level scoring: a model reading one marked entity (nlp.entity_input; shipped: "entity")
+    # adds a Score row per (unit, ticker the unit names) beside the unit's sentence row. None = off
+    # (the default: a job's rows and its fingerprint are then those of jobs before this field).
+    entity_model: str | None = None
 
     def rows_per_chunk(self, source: str) -> int:
         if self.chunk_rows:

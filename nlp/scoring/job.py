@@ -23,6 +23,16 @@ fingerprint (arguments, model content hash, input paths and content hashes; not 
 different job. ``--out`` is checked (a folder, writable, not another job's) before anything is
 written. There is no ``source=`` partition folder: the Score rows carry ``source`` themselves,
 and a hive key of the same name would clash with that column in ``pd.read_parquet``.
+
+Entity level (``JobConfig.entity_model``, off by default): each unit that names a ticker of its
+document (a ``$CASHTAG`` or an alias-table name, :meth:`nlp.entities.EntityResolver.mentions`)
+also gets one row per such ticker, ``entity`` set, scored by the entity model on the unit's text
+with that first mention marked (:mod:`nlp.entity_input`). The unit's own row (``entity`` null, the
+sentence model's) stays, so document aggregates and market-wide features are unchanged; tickers
+a unit does not name (a vendor's tag) have no entity row. All rows of such a job carry
+``model_id`` = ``<sentence model id>+<entity model id>``: features never mix them with a
+sentence-only job's rows (``signals.features`` reads one model_id). The entity model's hash and
+numeric path enter the fingerprint; the manifest records it under ``entity_model``.
 """
 from __future__ import annotations
 
@@ -50,7 +60,7 @@ from core.rejects import Rejects
 from nlp.contracts import ContractError
 from nlp.scoring.config import JobConfig
 from nlp.scoring.quality import check_text
-from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, score_rows, to_units
+from nlp.scoring.units import AGGREGATE_SCHEMA, document_aggregates, entity_units, score_rows, to_units
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +94,7 @@ class Counts:
     reader_rejects: int = 0
     units_scored: int = 0
     units_deduplicated: int = 0  # units answered from the job's dedup cache
+    entity_rows: int = 0  # (unit, ticker) rows from the entity model (JobConfig.entity_model)
     truncated: int = 0
     html_stripped: int = 0
     chunks_done: int = 0
@@ -125,10 +136,12 @@ def _existing_manifest(path: Path) -> dict | None:
 
 
 def fingerprint(spec: JobSpec, files: list[Path], scorer_identity: dict,
-                embed_hash: str | None = None) -> tuple[str, dict]:
-    # The embed settings are part of the identity only when embedding is on (with the embedding
-    # model's content hash): fingerprints of jobs without --embed are unchanged by their existence.
+                embed_hash: str | None = None, entity_identity: dict | None = None) -> tuple[str, dict]:
+    # The embed and entity settings are part of the identity only when on (with their models'
+    # content hashes): fingerprints of jobs without them are unchanged by their existence.
     no_embed = set() if spec.config.embed else {"embed", "embed_model"}
+    if spec.config.entity_model is None:
+        no_embed.add("entity_model")
     ident = {
         "source": spec.source,
         "mapping": spec.mapping.model_dump(mode="json"),
@@ -139,6 +152,8 @@ def fingerprint(spec: JobSpec, files: list[Path], scorer_identity: dict,
     ident["config"]["engine"].pop("threads", None)  # threads do not change results
     if spec.config.embed:
         ident["embed_model_hash"] = embed_hash
+    if entity_identity is not None:
+        ident["entity_scorer"] = entity_identity
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     return digest, ident
 
@@ -209,13 +224,16 @@ def estimate_rows(files: list[Path]) -> int:
 class ChunkScorer:
     """Score one chunk of Documents: text checks, entities, units, scorer, rows."""
 
-    def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str], embedder=None) -> None:
-        """``scorer``: texts -> ``nlp.protocol.Scored`` (the scorer's own, or through Ray or the cache)."""
+    def __init__(self, spec: JobSpec, scorer, model_id: str, labels: list[str], embedder=None,
+                 entity_scorer=None) -> None:
+        """``scorer``: texts -> ``nlp.protocol.Scored`` (the scorer's own, or through Ray or the cache);
+        ``entity_scorer`` the same for marked texts (entity level on)."""
         self.spec, self.scorer, self.model_id, self.labels = spec, scorer, model_id, labels
         self.embedder = embedder  # nlp.embeddings.Embedder when the job embeds documents
+        self.entity_scorer = entity_scorer
         self.last_embeddings: pa.Table | None = None  # the last call's embedding rows (embedder set)
         self.resolver = None
-        if spec.config.resolve_entities:
+        if spec.config.resolve_entities or entity_scorer is not None:
             from nlp.entities import EntityResolver
 
             self.resolver = EntityResolver.default()
@@ -232,7 +250,7 @@ class ChunkScorer:
                 keep.append(i)
                 texts.append(checked.text)
         docs = docs.iloc[keep].reset_index(drop=True)
-        if self.resolver is not None and len(docs):
+        if cfg.resolve_entities and len(docs):
             docs["entities"] = self.resolver.resolve(texts, docs["entities"].tolist())
         units = to_units(docs["doc_id"].tolist(), texts, self.spec.source)
         doc_ids_with_units = set(units["doc_id"])
@@ -247,6 +265,13 @@ class ChunkScorer:
         stats = {"docs_scored": len(doc_ids_with_units),
                  "units_scored": len(units), "truncated": int(scored.truncated.sum()), "html_stripped": html,
                  "units_deduplicated": scored.deduplicated}
+        if self.entity_scorer is not None:
+            marked = entity_units(units, docs, self.resolver)
+            if len(marked):
+                escored = self.entity_scorer(marked["text"].tolist())
+                table = pa.concat_tables([table, score_rows(marked, docs, escored, self.labels, self.model_id)])
+                stats["truncated"] += int(escored.truncated.sum())
+            stats["entity_rows"] = len(marked)
         return table, aggregates, stats
 
 
@@ -263,15 +288,33 @@ def run_job(spec: JobSpec, progress: bool = True) -> dict:
     # check=True: `auto` must not depend on whether a check record happened to be cached (the
     # numeric path is part of the job fingerprint that guards resumes).
     scorer = scorers.get(spec.scorer).load(spec.model_path, config=cfg.engine, check=True)
+    entity_scorer = load_entity_scorer(spec, scorer) if cfg.entity_model is not None else None
     embedder = None
     if cfg.embed:
         from nlp.embeddings import Embedder
 
         embedder = Embedder(cfg.embed_model, threads=cfg.engine.threads)
     fp, ident = fingerprint(spec, files, scorer.identity,
-                            embed_hash=embedder.model_hash if embedder is not None else None)
+                            embed_hash=embedder.model_hash if embedder is not None else None,
+                            entity_identity=entity_scorer.identity if entity_scorer is not None else None)
     with _exclusive(out), _disk_full(out):
-        return _score_files(spec, files, fp, ident, scorer, embedder, progress)
+        return _score_files(spec, files, fp, ident, scorer, embedder, progress, entity_scorer)
+
+
+def load_entity_scorer(spec: JobSpec, scorer):
+    """The scorer of ``JobConfig.entity_model``: a model that reads a marked entity, with the sentence model's labels."""
+    from nlp.models import model_path
+    from nlp.models.artifact import read_meta
+    from nlp.registry import scorers
+
+    path = model_path(spec.config.entity_model)
+    if not read_meta(path).entity_markers:
+        raise UsageError(f"entity_model {spec.config.entity_model}: {path} is a sentence model (it does not read a "
+                         "marked entity)", hint="use the shipped `entity` model or one fine-tuned on entity sets")
+    entity_scorer = scorers.get(spec.scorer).load(path, config=spec.config.engine, check=True)
+    if entity_scorer.labels != scorer.labels:
+        raise UsageError(f"entity_model {path} has labels {entity_scorer.labels}, the model {scorer.labels}")
+    return entity_scorer
 
 
 @contextmanager
@@ -319,13 +362,36 @@ def _disk_full(out: Path) -> Iterator[None]:
                               "from its finished chunks") from exc
 
 
-def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer, embedder, progress: bool) -> dict:
+def _cached_runner(scorer, cfg: JobConfig):
+    """``texts -> Scored`` for ``scorer`` (local or Ray), behind the cross-job cache when it is on; and the cache."""
+    from nlp.scoring.runner import make_runner
+
+    run = make_runner(scorer, cfg)
+    if not (cfg.use_cache and scorer.cache_key is not None):
+        return run, None
+    from nlp.scoring.score_cache import ScoreCache, default_root
+
+    cache = ScoreCache(default_root(), scorer.cache_key, len(scorer.labels))
+    return cache.wrap(run, scorer.normalize), cache
+
+
+def _cache_summary(cache) -> dict | None:
+    from nlp.scoring.score_cache import COMPACT_AT
+
+    if cache is None:
+        return None
+    compacted = cache.compact(min_parts=COMPACT_AT)
+    return {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses, "parts_compacted": compacted}
+
+
+def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer, embedder, progress: bool,
+                 entity_scorer=None) -> dict:
     """The job's work, under its folder lock: open or check the manifest, score, complete it."""
     from nlp.readers.documents import iter_documents
-    from nlp.scoring.runner import make_runner
 
     cfg = spec.config
     out = Path(spec.out)
+    model_id = scorer.name if entity_scorer is None else f"{scorer.name}+{entity_scorer.name}"
     manifest_path = out / "manifest.json"
     manifest = _existing_manifest(manifest_path)  # again, under the lock: a job may have started meanwhile
     if manifest is not None:
@@ -336,7 +402,7 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer,
             )
         log.info("resuming job %s in %s", fp, out)
     else:
-        manifest = {"fingerprint": fp, "job": ident, "model_id": scorer.name, "model_path": str(spec.model_path),
+        manifest = {"fingerprint": fp, "job": ident, "model_id": model_id, "model_path": str(spec.model_path),
                     "created_at": datetime.now(timezone.utc).isoformat(), "status": "running",
                     "ingested_at": pd.Timestamp.now(tz="UTC").isoformat()}
         out.mkdir(parents=True, exist_ok=True)
@@ -344,14 +410,9 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer,
     ingested_at = pd.Timestamp(manifest["ingested_at"])
     parts_log = out / "parts.jsonl"
     done = _read_parts(parts_log)
-    run = make_runner(scorer, cfg)
-    cache = None
-    if cfg.use_cache and scorer.cache_key is not None:
-        from nlp.scoring.score_cache import ScoreCache, default_root
-
-        cache = ScoreCache(default_root(), scorer.cache_key, len(scorer.labels))
-        run = cache.wrap(run, scorer.normalize)
-    chunk_scorer = ChunkScorer(spec, run, scorer.name, scorer.labels, embedder)
+    run, cache = _cached_runner(scorer, cfg)
+    entity_run, entity_cache = _cached_runner(entity_scorer, cfg) if entity_scorer is not None else (None, None)
+    chunk_scorer = ChunkScorer(spec, run, model_id, scorer.labels, embedder, entity_run)
     counts = Counts()
     rejects_parts: list[Path] = []
     file_rejects = Rejects()  # rows rejected after a file's last chunk
@@ -417,16 +478,12 @@ def _score_files(spec: JobSpec, files: list[Path], fp: str, ident: dict, scorer,
             for line in p.read_text().splitlines():
                 all_rejects.add(**json.loads(line))
     all_rejects.write(out / "rejects.jsonl")
-    compacted = 0
-    if cache is not None:
-        from nlp.scoring.score_cache import COMPACT_AT
-
-        compacted = cache.compact(min_parts=COMPACT_AT)
     manifest.update(status="complete", completed_at=datetime.now(timezone.utc).isoformat(),
                     numeric=scorer.identity.get("numeric"),  # a transformer's path; model-free scorers have none
-                    counts=counts.__dict__, score_cache=None if cache is None else
-                    {"folder": str(cache.folder), "hits": cache.hits, "misses": cache.misses,
-                     "parts_compacted": compacted},
+                    counts=counts.__dict__, score_cache=_cache_summary(cache),
+                    entity_model=None if entity_scorer is None else
+                    {"model_id": entity_scorer.name, "model_path": str(entity_scorer.model_path),
+                     **entity_scorer.identity, "score_cache": _cache_summary(entity_cache)},
                     reject_reasons=all_rejects.counts(), files=[str(f) for f in files],
                     unreadable_files=[{"path": r.source, "reason": r.reason} for r in unreadable.items])
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")

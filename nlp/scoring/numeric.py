@@ -53,13 +53,19 @@ Probe = Callable[[str, list[str]], np.ndarray]  # (numeric path, texts) -> proba
 
 
 def labeled_texts(name: str, cap: int):
-    """(texts, labels) of labeled sets joined by ``+``, a seeded sample of at most ``cap`` rows; None if unavailable."""
+    """(texts, labels) of labeled sets joined by ``+``, a seeded sample of at most ``cap`` rows; None if unavailable.
+
+    Rows of entity-level sets come with their entity marked: the only input an entity model reads.
+    """
     try:
         import pandas as pd
 
+        from nlp.entity_input import is_entity_frame, marked_texts
         from nlp.labeled_sets import load_labeled_set
 
-        df = pd.concat([load_labeled_set(n) for n in name.split("+")], ignore_index=True)
+        sets = [load_labeled_set(n) for n in name.split("+")]
+        df = pd.concat([pd.DataFrame({"text": marked_texts(d) if is_entity_frame(d) else d["text"].to_numpy(),
+                                      "label": d["label"].to_numpy()}) for d in sets], ignore_index=True)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as exc:
         log.warning("labeled set %s unavailable (%s)", name, exc)
         return None

@@ -62,6 +62,21 @@ def to_units(doc_ids: list[str], texts: list[str], source: str) -> pd.DataFrame:
     return transcript_units(doc_ids, texts) if source == "transcript" else whole_units(doc_ids, texts)
 
 
+def entity_units(units: pd.DataFrame, docs: pd.DataFrame, resolver) -> pd.DataFrame:
+    """One row per (unit, ticker of its document that the unit names), in unit order: the unit's
+    columns, ``entity``, and ``text`` with that ticker's first mention marked (nlp.entity_input).
+    ``resolver``: an :class:`nlp.entities.EntityResolver`."""
+    from nlp.entity_input import mark_entity
+
+    wanted = docs.set_index("doc_id").loc[units["doc_id"], "entities"].tolist()
+    found = [(i, ticker, span) for i, spans in enumerate(resolver.mentions(units["text"].tolist(), wanted))
+             for ticker, span in spans.items()]
+    out = units.iloc[[i for i, _, _ in found]].reset_index(drop=True)
+    out["entity"] = pd.Series([t for _, t, _ in found], dtype=object)
+    out["text"] = [mark_entity(text, s, e) for text, (_, _, (s, e)) in zip(out["text"], found)]
+    return out
+
+
 def score_rows(units: pd.DataFrame, docs: pd.DataFrame, scored: Scored, labels: list[str], model_id: str) -> pa.Table:
     """Score rows (SCORE_SCHEMA) for scored units; ``docs`` indexed by doc_id gives the metadata."""
     meta = docs.set_index("doc_id").loc[units["doc_id"], ["source", "published_at", "ingested_at", "entities"]]

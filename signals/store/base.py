@@ -28,7 +28,7 @@ _DUCK_TYPES = {
 }
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
-_OPTIONAL_COLUMNS = ("ingested_at", "section", "speaker_role", "title", "publisher", "url")
+_OPTIONAL_COLUMNS = ("ingested_at", "section", "speaker_role", "title", "publisher", "url", "entity")
 
 
 def _ddl(schema: pa.Schema) -> str:
@@ -142,6 +142,9 @@ class StoreBase:
                 with self.transaction():
                     self.con.execute(f"ALTER TABLE {table} ADD COLUMN feed VARCHAR")
                     self.con.execute(f"UPDATE {table} SET feed = source")
+        if not self.con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'scores' "
+                                "AND column_name = 'entity'").fetchall()[0][0]:  # a store from before entity-level rows
+            self.con.execute("ALTER TABLE scores ADD COLUMN entity VARCHAR")
         has_batch = self.con.execute(
             "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'scores' AND column_name = 'batch'").fetchall()[0][0]
         if not has_batch:  # a store written before incremental builds: its rows predate any build state

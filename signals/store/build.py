@@ -226,7 +226,7 @@ class BuildEngine(StoreReader):
         verb = "CREATE OR REPLACE TEMP TABLE _w0 AS"
         for part in np.split(np.arange(len(touched)), cuts):
             con.execute(
-                f"""{verb} SELECT feed, doc_id, p_neg, p_neu, p_pos, score, source, published_at, entities, ingested_at
+                f"""{verb} SELECT feed, doc_id, unit, p_neg, p_neu, p_pos, score, source, published_at, entities, ingested_at, entity
                     FROM scores WHERE {where} AND published_at >= $wlo AND published_at < $whi""",
                 params | {"wlo": pd.Timestamp(int(lo[part].min()), unit="us", tz="UTC"),
                           "whi": pd.Timestamp(int(hi[part].max()), unit="us", tz="UTC")})
@@ -234,7 +234,8 @@ class BuildEngine(StoreReader):
         self._scratch.append(("TABLE", "_w0"))
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _w AS
-                SELECT u.feed, u.doc_id, u.p_neg, u.p_neu, u.p_pos, u.score, u.source, u.published_at, u.entities, u.ingested_at
+                SELECT u.feed, u.doc_id, u.unit, u.p_neg, u.p_neu, u.p_pos, u.score, u.source, u.published_at, u.entities,
+                       u.ingested_at, u.entity
                 FROM _w0 u
                 JOIN _wdays w ON epoch_us(u.published_at) // {day} = w.day
                               AND epoch_us(u.published_at) >= w.lo AND epoch_us(u.published_at) < w.hi

@@ -29,10 +29,11 @@ class StoreReader(StoreBase):
 
     @_file_errors
     def score_rows(self, as_of) -> pd.DataFrame:
-        """Score rows known at ``as_of`` (latest version of each unit), each with its ``session``."""
+        """Unit score rows known at ``as_of`` (latest version of each unit), each with its ``session``;
+        entity-level rows (``entity`` set) are left out: they are extra views of units counted here."""
         rows = self.con.sql(
             """SELECT feed, source, doc_id, unit, model_id, score, published_at, entities FROM scores
-               WHERE ingested_at <= $as_of
+               WHERE ingested_at <= $as_of AND entity IS NULL
                QUALIFY row_number() OVER (PARTITION BY feed, source, doc_id, unit ORDER BY ingested_at DESC) = 1""",
             params={"as_of": _aware(as_of, "as_of")}).to_arrow_table().to_pandas()
         rows["published_at"] = pd.to_datetime(rows["published_at"], utc=True)
