@@ -109,3 +109,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v",
 
 for _ep in sorted(entry_points(group="altsignal.commands"), key=lambda e: e.name):
     _ep.load()(app)
+
+
+if __name__ == "__main__":  # python -m altsignal.cli, e.g. to run a worktree without reinstalling
+    app()

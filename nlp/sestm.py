@@ -54,9 +54,9 @@ class SestmGrid(Strict):
     """Settings tried on a validation block (:func:`validate_sestm`); the screening margin is one
     ``alpha`` for both sides, as KKX tune it."""
 
-    alpha: list[float] = [0.02, 0.05, 0.1]
-    min_docs: list[int] = [10, 20, 50]
-    penalty: list[float] = [0.0, 1.0, 5.0]
+    alpha: tuple[float, ...] = (0.02, 0.05, 0.1)
+    min_docs: tuple[int, ...] = (10, 20, 50)
+    penalty: tuple[float, ...] = (0.0, 1.0, 5.0)
 
 
 def _vectorizer(vocabulary=None):

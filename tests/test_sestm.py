@@ -78,3 +78,13 @@ def test_validation_picks_a_grid_point_that_screens_and_scores_best():
     assert table["rank_ic"].max() > 0.3
     with pytest.raises(UsageError, match="no SESTM setting"):
         validate_sestm(texts, returns, valid, valid_returns, SestmGrid(alpha=[0.45], min_docs=[30], penalty=[1.0]))
+
+
+def test_train_sestm_refuses_settings_beside_validate_from(tmp_path):
+    from typer.testing import CliRunner
+
+    from altsignal.cli import app
+
+    res = CliRunner().invoke(app, ["models", "train-sestm", "--until", "2013-12-31", "--validate-from", "2013-01-01",
+                                   "--alpha", "0.1", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "give either it or them" in res.output
