@@ -171,8 +171,8 @@ def test_allocator_config_takes_one_name_or_several():
         PortfolioConfig(allocator="a2c")
     with pytest.raises(ValueError, match="distinct"):
         PortfolioConfig(allocator=["rl_ppo", "rl_ppo"])
-    with pytest.raises(ValueError, match="zoo"):  # the many-task run has its own books
-        TimingConfig(targets={"preset": "jkp_usa"}, portfolio={"allocator": "end_to_end"})
+    with pytest.raises(ValueError, match="theme_book"):  # on the zoo they hold the themes
+        TimingConfig(targets={"preset": "jkp_usa"}, portfolio={"allocator": "end_to_end"}, zoo={"theme_book": False})
 
 
 def test_altsignal_run_passes_the_allocator_to_its_timing_stage(tmp_path):

@@ -295,3 +295,46 @@ def test_fold_inputs_of_earlier_folds_ignore_later_returns():
         for field in ("shared_tr", "own_tr", "tsfm_tr", "y_tr", "shared_te", "own_te", "tsfm_te"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert not np.array_equal(fold_inputs(zp, folds[-1]).y_tr, fold_inputs(zp2, folds[-1]).y_tr)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_ci_sized_zoo_direct_allocators_hold_the_themes_point_in_time(shared_datasets):
+    """zoo_ci.toml's two themes as assets, end to end and PPO with tiny step counts on the zoo's
+    folds: books on every test date within the theme cap, and later theme returns change no
+    earlier weight."""
+    from core.errors import UsageError
+    from timing.data import load_panel
+    from timing.walkforward import make_folds
+    from timing.zoo_books import theme_frames
+    from timing.zoo_data import build_zoo_panel
+    from timing.zoo_direct import direct_theme_books
+
+    config = Path(__file__).resolve().parents[1] / "timing" / "configs" / "zoo_ci.toml"
+    cfg = load_config(config, ['portfolio.allocator=["end_to_end", "rl_ppo"]', "direct.epochs=3", "direct.seeds=[0]",
+                               "direct.rl_steps=64", "direct.rl_seeds=[0]"])
+    returns, groups = read_targets(cfg.targets)
+    zp = build_zoo_panel(returns, groups, load_panel(cfg.data), cfg.zoo, cfg.data.start, cfg.data.end)
+    folds = make_folds(zp.dates, cfg.walkforward, 1, 1)
+    themes = theme_frames(zp.returns_frame(), groups)
+    tpc = cfg.portfolio.model_copy(update={"max_weight": cfg.zoo.theme_max_weight})
+    costs = np.full(2, cfg.portfolio.cost_bps)
+    books, _, curves = direct_theme_books(cfg, zp, folds, themes, tpc, costs, progress=False)
+    test_dates = pd.DatetimeIndex(np.concatenate([zp.dates[f.test_rows[0]:f.test_rows[1]] for f in folds]))
+    assert set(books) == {"end_to_end:themes", "rl_ppo:themes"} and len(curves["rl_ppo"]) == len(folds)
+    for b in books.values():
+        assert list(b.weights.columns) == ["Short-Term Reversal", "Size"]
+        assert b.weights.index.equals(test_dates) and np.isfinite(b.net).all()
+        assert (b.weights.abs() <= cfg.zoo.theme_max_weight + 1e-12).all().all() and b.turnover.sum() > 0
+
+    cut = folds[-1].test_rows[0]  # later theme returns: only the last fold may change
+    later = themes.copy()
+    later.iloc[cut:] = 0.3
+    e2e = tpc.model_copy(update={"allocator": ("end_to_end",)})
+    same, changed = (direct_theme_books(cfg, zp, folds[-2:], t, e2e, costs, progress=False)[0]["end_to_end:themes"].weights
+                     for t in (themes, later))
+    before = zp.dates[folds[-2].test_rows[0]:cut]
+    pd.testing.assert_frame_equal(changed.loc[before], same.loc[before])
+    assert not changed.equals(same)
+    with pytest.raises(UsageError, match="one cost"):
+        direct_theme_books(cfg, zp, folds, themes, tpc, np.array([20.0, 40.0]), progress=False)

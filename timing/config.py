@@ -413,9 +413,10 @@ class TimingConfig(Strict):
 
     @model_validator(mode="after")
     def _direct_allocators_need_factors(self) -> "TimingConfig":
-        if self.targets is not None and self.portfolio.direct_allocators:
-            raise ValueError(f"portfolio.allocator {list(self.portfolio.direct_allocators)}: direct allocators run on the "
-                             "factor panel only, not yet on a [targets] (zoo) run; use allocator = \"mean_variance\" there")
+        # on a [targets] (zoo) run they allocate across the themes (timing.zoo_direct)
+        if self.targets is not None and self.portfolio.direct_allocators and not self.zoo.theme_book:
+            raise ValueError(f"portfolio.allocator {list(self.portfolio.direct_allocators)}: on a [targets] run direct "
+                             "allocators hold the themes as assets; set zoo.theme_book = true")
         return self
 
     @property

@@ -12,7 +12,9 @@ Strategies: every forecasting model's mean-variance book under its own name (``n
 ``combination``, ``combination_dmspe``); allocation rules ``equal_weight`` (1/N of the live tasks),
 ``vol_managed`` (the same, Moreira-Muir scaled) and ``factor_momentum`` (Gupta & Kelly's
 time-series factor momentum: raw weight ``clip(r_12m / sigma_36m, -2, 2)`` per task); with
-``zoo.theme_book`` the ``<name>:themes`` books over theme portfolios. The forecast model
+``zoo.theme_book`` the ``<name>:themes`` books over theme portfolios, and one
+``<allocator>:themes`` book per direct allocator in ``portfolio.allocator`` (``timing.zoo_direct``:
+the themes as assets, tested also against ``network:themes``). The forecast model
 ``factor_momentum`` (the same signal as a forecast, for OOS R^2 and the combination) shares the
 name in ``forecast_metrics``. Sharpe intervals: Lo (2002) (``sharpe_lo``/``sharpe_hi``) and a
 circular block bootstrap (``boot_lo``/``boot_hi``, 95%).
@@ -36,6 +38,7 @@ from timing.targets import read_targets
 from timing.walkforward import make_folds
 from timing.zoo_books import book, cost_vector, covariances, dmspe_combination, equal_combination, theme_frames
 from timing.zoo_data import ZooPanel, build_zoo_panel
+from timing.zoo_direct import direct_theme_books
 from timing.zoo_models import FoldInput, run_fold
 
 log = logging.getLogger(__name__)
@@ -121,19 +124,24 @@ def portfolio_table(portfolios, parts: dict, seed: int, reps: int = 1000) -> pd.
     return pd.DataFrame(rows)
 
 
-def sharpe_tests(portfolios, parts: dict, seed: int, reps: int = 1000) -> pd.DataFrame:
-    """Network and combinations against 1/N, the best baseline, the twins and factor momentum."""
+def sharpe_tests(portfolios, parts: dict, seed: int, reps: int = 1000, direct: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Network, combinations and direct allocators against 1/N, the best baseline, the twins and
+    factor momentum; direct allocators (theme books) also against the mean-variance theme book."""
+    challengers = CHALLENGERS + direct
     rows = []
     for part, dates in parts.items():
         for basis in ("gross", "net"):
             series = {n: getattr(p, basis).loc[getattr(p, basis).index.intersection(dates)] for n, p in portfolios.items()}
             base = {n: r.mean() / r.std(ddof=1) for n, r in series.items()
-                    if n not in CHALLENGERS and not n.endswith(":themes") and r.std() > 0}
+                    if n not in challengers and not n.endswith(":themes") and r.std() > 0}
             best = max(base, key=base.get)
-            for name in [n for n in series if n.split(":")[0] in CHALLENGERS]:
+            for name in [n for n in series if n.split(":")[0] in challengers]:
                 theme = ":themes" if name.endswith(":themes") else ""
-                for label, other in (("equal weight", "equal_weight" + theme), (f"best baseline ({best})", best),
-                                     ("single-task twins", "single_task_net" + theme), ("factor momentum", "factor_momentum")):
+                versus = [("equal weight", "equal_weight" + theme), (f"best baseline ({best})", best),
+                          ("single-task twins", "single_task_net" + theme), ("factor momentum", "factor_momentum")]
+                if name.split(":")[0] in direct:
+                    versus.insert(0, ("mean-variance book", "network:themes"))
+                for label, other in versus:
                     if other in series and other != name:
                         diff, p = sharpe_difference(series[name], series[other], 12.0, reps=reps, seed=seed)
                         rows.append({"part": part, "basis": basis, "strategy": name, "versus": label, "other": other,
@@ -174,6 +182,7 @@ def run_zoo_backtest(cfg, panel: pd.DataFrame, progress: bool = True) -> Backtes
     dates = forecasts["network"].index
     vend = pd.Timestamp(cfg.walkforward.validation_end) if cfg.walkforward.validation_end else dates[-1] + pd.offsets.MonthEnd(1)
     members = tuple(z.combination_members)
+    curves, direct_s = {}, {}
     warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
     if "combination" in z.models:
         forecasts["combination"] = equal_combination(forecasts, members)
@@ -204,18 +213,21 @@ def run_zoo_backtest(cfg, panel: pd.DataFrame, progress: bool = True) -> Backtes
                 s, fc, vm = strategies[n]
                 sig = theme_frames(s.where(ret.reindex(dates).notna()), groups)
                 portfolios[f"{n}:themes"] = book(sig, theme_ret, tcovs, tpc, fc, theme_costs, vm)
+        direct, direct_s, curves = direct_theme_books(cfg, zp, folds, theme_ret, tpc, theme_costs, progress)
+        portfolios.update(direct)
+        timings.update(direct_s)
     parts = split_parts(dates, zp.dates, 1, cfg.walkforward.validation_end)
     fm = forecast_metrics(forecasts, realised, groups, parts)
     pm = portfolio_table(portfolios, parts, cfg.seed, z.bootstrap_reps)
-    tests = sharpe_tests(portfolios, parts, cfg.seed, z.bootstrap_reps)
-    timings["books_and_tests"] = round(time.perf_counter() - t, 2)
+    tests = sharpe_tests(portfolios, parts, cfg.seed, z.bootstrap_reps, pc.direct_allocators)
+    timings["books_and_tests"] = round(time.perf_counter() - t - sum(direct_s.values()), 2)
     summary = {
         "study": "zoo", "factors": zp.ids, "themes": dict(zip(zp.ids, groups[zp.ids])), "n_tasks": len(zp.ids),
         "features": zp.shared_names + [f"own.{n}" for n in zp.own_names], "n_rows": len(zp.dates),
         "panel_start": str(zp.dates[0].date()), "panel_end": str(zp.dates[-1].date()),
         "first_test": str(folds[0].test_dates[0].date()), "last_test": str(folds[-1].test_dates[1].date()),
         "n_folds": len(folds), "horizon_periods": 1, "seconds": timings,
-        "strategies": strategy_summary(pm), "headline": headline(fm),
+        "strategies": strategy_summary(pm), "headline": headline(fm), "training_curves": curves,
         "parts": {k: [str(v[0].date()), str(v[-1].date()), len(v)] for k, v in parts.items()},
         "total_seconds": round(time.perf_counter() - started, 2), "config": json.loads(cfg.model_dump_json()),
     }
