@@ -1,6 +1,8 @@
 """SESTM (Ke, Kelly & Xiu): planted positive and negative words are recovered from (text, return) pairs."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,47 @@ def test_train_sestm_refuses_settings_beside_validate_from(tmp_path):
     res = CliRunner().invoke(app, ["models", "train-sestm", "--until", "2013-12-31", "--validate-from", "2013-01-01",
                                    "--alpha", "0.1", "--out", str(tmp_path / "m")])
     assert res.exit_code == 2 and "give either it or them" in res.output
+
+
+def _dated_corpus():
+    """Synthetic prices and one document per ticker and session (published 12:00 New York), whose
+    charged word follows the sign of its own announcement return."""
+    import pandas as pd
+
+    from signals.research.sestm import announcement_returns
+    from signals.research.synthetic import synthetic_study
+
+    prices, _ = synthetic_study(n_tickers=20, n_sessions=80, seed=5)
+    rng = np.random.default_rng(6)
+    grid = prices.sessions
+    docs = pd.DataFrame({
+        "published_at": (grid + pd.Timedelta(hours=12)).tz_localize("America/New_York").tz_convert("UTC").repeat(20),
+        "ticker": np.tile(prices.close.columns, len(grid))})
+    y = announcement_returns(docs, prices).fillna(0.0).to_numpy()
+    docs["text"] = [" ".join([*rng.choice(NEUTRAL, 10), rng.choice(POSITIVE if r > 0 else NEGATIVE)]) for r in y]
+    docs["entities"] = docs["ticker"].map(lambda t: [t])
+    return prices, docs
+
+
+def test_training_purges_windows_that_cross_the_boundary_and_ignores_later_returns():
+    from signals.research.sestm import choose_sestm, train_sestm
+
+    prices, docs = _dated_corpus()
+    grid = prices.sessions
+    until = grid[59]  # a document of session e has the window e-1..e+1: session 59's ends on 60, past until
+    cfg = SestmConfig(min_docs=20, alpha_plus=0.1, alpha_minus=0.1)
+    model, counts = train_sestm(docs, prices, until.date(), cfg)
+    assert counts["purged"] == 20 and counts["with_return"] == 20 * 57  # sessions 0 and 1 lack the e-1 return
+    assert model.text_period[1].startswith(str(grid[58].date()))
+
+    later = prices.returns.copy()
+    later.loc[later.index > until] *= -3  # returns after the boundary: every label they reach would flip
+    again, _ = train_sestm(docs, replace(prices, returns=later), until.date(), cfg)
+    assert again.words == model.words
+    np.testing.assert_array_equal(again.o_pos, model.o_pos)
+    np.testing.assert_array_equal(again.o_neg, model.o_neg)
+
+    _, _, split = choose_sestm(docs, prices, grid[40].date(), until.date(),
+                               SestmGrid(alpha=[0.1], min_docs=[20], penalty=[1.0]))
+    assert split["purged_from_training_block"] == 20  # session 39's windows end on 40, in the validation block
+    assert split["training_block"] == 20 * 37 and split["validation_block"] == 20 * 19

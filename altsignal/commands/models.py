@@ -182,7 +182,10 @@ def train_sestm_cmd(
     penalty: float | None = typer.Option(None, help="Weight of the log(p(1-p)) prior when scoring [1]."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder (JSON; records its training period)."),
 ) -> None:
-    """Train SESTM (Ke, Kelly & Xiu) on documents and their 3-day announcement returns up to --until."""
+    """Train SESTM (Ke, Kelly & Xiu) on documents and their 3-day announcement returns up to --until.
+
+    Documents whose return window ends after --until (or, in the fit block, on/after --validate-from)
+    are purged, so no label reaches past a boundary; the counts go to training.json and the JSON line."""
     import json
 
     import pandas as pd
@@ -212,8 +215,10 @@ def train_sestm_cmd(
                       "validation_rank_ic": round(float(table["rank_ic"].max()), 4)}
     model, counts = train_sestm(docs, px, until, cfg)
     model.save(out)
+    summary = json.dumps({"model": str(out), "text_period": model.text_period, **counts, **validation})
+    atomic_write_text(out / "training.json", summary)  # what was kept and purged, beside the model
     typer.echo(f"wrote {out}")
-    typer.echo(json.dumps({"model": str(out), "text_period": model.text_period, **counts, **validation}))
+    typer.echo(summary)
 
 
 def register(app: typer.Typer) -> None:
