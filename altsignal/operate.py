@@ -69,7 +69,7 @@ def due_for_refit(train_end: pd.Timestamp, panel: pd.DataFrame, as_of: pd.Timest
 def allocate(cfg: TimingConfig, model, panel: pd.DataFrame, as_of: pd.Timestamp,
              previous: pd.Series | None) -> pd.DataFrame:
     """The decision at the last row on or before ``as_of`` (see the module docstring)."""
-    from timing.portfolio import shrunk_covariance, target_weights, trade
+    from timing.portfolio import shrunk_covariance, target_weights, trade_step
 
     known = known_panel(panel, as_of)
     factors = list(model.spec.factors)
@@ -79,7 +79,7 @@ def allocate(cfg: TimingConfig, model, panel: pd.DataFrame, as_of: pd.Timestamp,
     ppy = PERIODS_PER_YEAR[cfg.data.frequency] / cfg.horizon_periods
     target = target_weights(mu, cov, cfg.portfolio, ppy, from_forecast=True)
     held_before = np.zeros(len(factors)) if previous is None else previous.reindex(factors).fillna(0.0).to_numpy()
-    held = trade(target[None, :], cfg.portfolio.no_trade_band, cfg.portfolio.turnover_penalty, held=held_before)[0]
+    held = trade_step(target, held_before.astype(float), cfg.portfolio.no_trade_band, cfg.portfolio.turnover_penalty)
     hist = forward_returns(known, tuple(factors), cfg.horizon_periods).mean()
     return pd.DataFrame({
         "as_of": as_of, "date": date, "factor": factors, "forecast": mu, "historical_mean": hist.to_numpy(),

@@ -139,13 +139,13 @@ def fingerprint(spec: JobSpec, files: list[Path], scorer_identity: dict,
                 embed_hash: str | None = None, entity_identity: dict | None = None) -> tuple[str, dict]:
     # The embed and entity settings are part of the identity only when on (with their models'
     # content hashes): fingerprints of jobs without them are unchanged by their existence.
-    no_embed = set() if spec.config.embed else {"embed", "embed_model"}
+    off = set() if spec.config.embed else {"embed", "embed_model"}
     if spec.config.entity_model is None:
-        no_embed.add("entity_model")
+        off.add("entity_model")
     ident = {
         "source": spec.source,
         "mapping": spec.mapping.model_dump(mode="json"),
-        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache", *no_embed}),
+        "config": spec.config.model_dump(mode="json", exclude={"engine_kind", "ray_concurrency", "use_cache", *off}),
         **scorer_identity,  # a transformer's numeric path and model_hash
         "inputs": [_file_identity(f) for f in files],
     }

@@ -68,7 +68,7 @@ def cohort_weights(feat: pd.DataFrame, cfg: ResearchConfig, size: pd.DataFrame |
     return side(long).fillna(0.0) - side(short).fillna(0.0)
 
 
-def run_book(feat: pd.DataFrame, period: pd.DataFrame, legs: dict[str, pd.DataFrame], cfg: ResearchConfig,
+def book_returns(feat: pd.DataFrame, period: pd.DataFrame, legs: dict[str, pd.DataFrame], cfg: ResearchConfig,
              size: pd.DataFrame | None = None) -> pd.DataFrame:
     """Daily gross/net return, legs and turnover of the book on an aligned feature."""
     bc = cfg.books
@@ -121,7 +121,7 @@ def books(feature: pd.DataFrame, prices: Prices, cfg: ResearchConfig = DEFAULT_R
     period = entry_px.returns.shift(-1)
     legs = period_legs(prices, cfg)
     size = dollar_volume(prices, cfg.books.size_window)
-    daily = run_book(feat, period, legs, cfg, size)
+    daily = book_returns(feat, period, legs, cfg, size)
     counts["book_sessions"] = int((daily["names"] > 0).sum()) if len(daily) else 0
     summary = _stats(daily, cfg)
     if factors is not None and len(daily):
@@ -136,6 +136,6 @@ def books(feature: pd.DataFrame, prices: Prices, cfg: ResearchConfig = DEFAULT_R
         c = char.where(feat.notna())
         median = c.median(axis=1)
         for half, mask in (("low", c.le(median, axis=0)), ("high", c.gt(median, axis=0))):
-            d = run_book(feat.where(mask), period, legs, cfg, size)
+            d = book_returns(feat.where(mask), period, legs, cfg, size)
             splits.append({"split": name, "half": half, **(_stats(d, cfg) if len(d) else {"sessions": 0})})
     return Books(daily=daily, summary=summary, splits=pd.DataFrame(splits), counts=counts)
